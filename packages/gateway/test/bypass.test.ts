@@ -13,7 +13,7 @@ const POLICY = `
 @id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
 @id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
 @id("wrappers") permit (principal == Human::"operator", action == Action::"system.run", resource)
-  when { [Command::"sh", Command::"bash", Command::"env", Command::"xargs", Command::"nice", Command::"timeout", Command::"nohup", Command::"bundle", Command::"uv", Command::"npm", Command::"npx", Command::"docker", Command::"yarn", Command::"bun"].contains(resource) };
+  when { [Command::"sh", Command::"bash", Command::"env", Command::"xargs", Command::"nice", Command::"timeout", Command::"nohup", Command::"bundle", Command::"uv", Command::"npm", Command::"npx", Command::"docker", Command::"yarn", Command::"bun", Command::"make", Command::"cargo"].contains(resource) };
 `;
 
 const BYPASSES: Array<[string, string[]]> = [
@@ -45,6 +45,9 @@ const BYPASSES: Array<[string, string[]]> = [
   ['yarn create PKG', ['yarn', 'create', 'vite']],
   ['bun CMD, a first word none of its commands', ['bun', 'touch', '/tmp/victim']],
   ['bun run CMD', ['bun', 'run', 'rm', '-rf', '/tmp/victim']],
+  ['make --eval', ['make', '--eval=$(shell rm -rf /tmp/victim)']],
+  ['make SHELL=CMD', ['make', 'SHELL=/tmp/victim/sh']],
+  ['cargo --config naming a runner', ['cargo', 'run', '--config', 'target.x86_64-unknown-linux-gnu.runner="rm"']],
   ['bundle exec inside a payload', ['sh', '-c', 'echo hi; bundle exec rm -rf /tmp/victim']],
   ['the approved command wrapped in sh -c', ['sh', '-c', 'printf ok']],
   ['an allowed command chained to one no policy permits', ['sh', '-c', 'echo hi; rm -rf /tmp/victim']],

@@ -172,6 +172,8 @@ const SUBCOMMAND_RUNNERS: Record<string, SubcommandRunner> = {
   corepack: { runs: new Set(['npm', 'npx', 'pnpm', 'pnpx', 'yarn', 'yarnpkg']) },
   // `time` changes nothing, but is left opaque with the two that do rather than read by a rule of its own.
   cmake: { runs: new Set(['env', 'time', 'chdir']) },
+  // `deno x PKG` runs a package, as npx does.
+  deno: { runs: new Set(['x']) },
   // Version managers and toolchains: the command runs with the version's programs first on PATH.
   mise: { runs: new Set(['exec', 'x']) },
   rbenv: { runs: new Set(['exec']) },
@@ -203,6 +205,24 @@ const SUBCOMMAND_RUNNERS: Record<string, SubcommandRunner> = {
 const READING_CHANGERS = new Set(['shopt', 'setopt', 'unsetopt']);
 /** Options with which a program runs another one named in its arguments, or with which a bash builtin evaluates an argument as arithmetic (where `a[$(…)]` runs). */
 const RUNNING_OPTIONS: Record<string, ReadonlySet<string>> = { find: new Set(['-exec', '-execdir', '-ok', '-okdir']), printf: new Set(['-v']), test: new Set(['-v']), '[': new Set(['-v']) };
+/**
+ * Build tools and task runners run the recipes of a file in their working
+ * directory (approvals/runs-code.ts warns of them); with one of these words
+ * they run a command named on their command line instead or besides: make's
+ * `--eval` (`-E`, any start of it getopt reads: `$(shell CMD)`) and `SHELL=`
+ * (what runs each recipe line), just's `--command` (`-c`), `--shell` and
+ * `--chooser`, cargo's `--config` (`target.….runner`, `build.rustc-wrapper`),
+ * go's `-exec`, `-toolexec` and `-vettool`, deno's `task --eval`.
+ */
+const MAKE_RUNNING = /^(?:--ev(?:al?)?(?:=|$)|-[A-Za-z]*E|(?:SHELL|MAKESHELL|\.SHELLFLAGS)=)/;
+const RUNNING_WORDS: Record<string, RegExp> = {
+  make: MAKE_RUNNING,
+  gmake: MAKE_RUNNING,
+  just: /^(?:-[A-Za-z]*c|--command(?:=|$)|--shell(?:=|$|-)|--chooser(?:=|$))/,
+  cargo: /^--config(?:=|$)/,
+  go: /^--?(?:exec|toolexec|vettool)(?:=|$)/,
+  deno: /^--eval(?:=|$)/,
+};
 /**
  * Programs whose option takes its value in the same word as well (`-vNAME`):
  * the shells' `printf -v NAME` (and zsh's `print -v NAME`) assigns NAME, so
@@ -545,6 +565,8 @@ function expand(argv: string[], depth: number): Expanded {
   if (subcommand !== undefined) return { commands: [argv], opaqueReason: subcommandReason(program, subcommand, argv, SUBCOMMAND_RUNNERS[program]!) };
   const running = RUNNING_OPTIONS[program];
   if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
+  const named = RUNNING_WORDS[program] === undefined ? undefined : argv.slice(1).find((a) => RUNNING_WORDS[program]!.test(a));
+  if (named !== undefined) return { commands: [argv], opaqueReason: `${program} ${cut(named, 40)} runs a command named on its command line, which Corral does not read through: permit that command and run it directly` };
   if (program === 'ip' && argv.slice(1).some((a) => IP_RUNNING.test(a))) return { commands: [argv], opaqueReason: 'ip netns exec, ip vrf exec and ip -batch run other commands' };
   const attached = ATTACHED_RUNNING_OPTIONS[program];
   if (attached !== undefined && argv.slice(1).some((a) => a.startsWith(attached))) return { commands: [argv], opaqueReason: `${program} ${attached} assigns a variable, which can change what runs` };

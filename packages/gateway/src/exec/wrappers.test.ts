@@ -326,3 +326,64 @@ describe('a package manager that runs a package or command its first word names 
     assert.deepEqual(JSON.parse(read.stdout) as string[], [...spellings].sort(), read.stderr);
   });
 });
+
+describe('a build tool or task runner told on its command line to run a command (make --eval, make SHELL=, just --command, cargo --config, go -toolexec)', () => {
+  const runs: string[][] = [
+    ['make', '--eval=$(shell touch x)'],
+    ['make', '--ev', '$(shell touch x)'],
+    ['make', '-E', '$(shell touch x)'],
+    ['make', '-kE', '$(shell touch x)'],
+    ['make', 'SHELL=/tmp/x/sh', 'all'],
+    ['gmake', '.SHELLFLAGS=-c touch x;', 'all'],
+    ['just', '--command', 'touch', 'x'],
+    ['just', '-c', 'touch', 'x'],
+    ['just', '--shell', '/tmp/x/sh', 'build'],
+    ['just', '--choose', '--chooser', 'touch x'],
+    ['cargo', '--config', 'build.rustc-wrapper="/tmp/x/w"', 'build'],
+    ['cargo', 'run', '--config=target.x86_64-unknown-linux-gnu.runner="touch"'],
+    ['go', 'run', '-exec', 'touch', '.'],
+    ['go', 'build', '-toolexec=touch', './...'],
+    ['go', 'vet', '--vettool=/tmp/x/v', './...'],
+    ['deno', 'task', '--eval', 'touch x'],
+    ['deno', 'x', 'cowsay'],
+  ];
+
+  it('makes each run opaque and denies it, bare and in a shell payload (regression: decided on the build tool alone, so a permit for make or cargo ran the command named)', () => {
+    for (const argv of runs) {
+      const run = canonicalRun({ command: argv });
+      assert.equal(run.opaque, true, argv.join(' '));
+      assert.equal(decide(argv), 'deny', argv.join(' '));
+      assert.equal(decide(['sh', '-c', argv.map((a) => `'${a.replaceAll('$', '')}'`).join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
+    }
+    assert.equal(canonicalRun({ command: ['make', 'SHELL=/tmp/x/sh'] }).opaqueReason, 'make SHELL=/tmp/x/sh runs a command named on its command line, which Corral does not read through: permit that command and run it directly');
+  });
+
+  it('keeps a run of recipes, tasks or a build as it is: make, make -C dir all, make CFLAGS=-O2, just build, cargo build --release, go build ./..., go test -run X, deno task build', () => {
+    for (const argv of [['make'], ['make', '-C', 'dir', 'all'], ['make', '-j8', 'CFLAGS=-O2'], ['make', '-e', 'install'], ['just', 'build'], ['just', '--list'], ['cargo', 'build', '--release'], ['cargo', 'run', '--', '--help'], ['go', 'build', './...'], ['go', 'test', '-run', 'X', './...'], ['deno', 'task', 'build'], ['deno', 'run', 'main.ts']]) {
+      const run = canonicalRun({ command: argv });
+      assert.deepEqual([run.opaque, run.commands], [false, [argv]], argv.join(' '));
+    }
+  });
+
+  it('runs the command for real where the node has the program: make --eval, make -E, make SHELL= and cargo --config build.rustc-wrapper each run it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-build-runs-'));
+    try {
+      const touch = join(dir, 'touch-ran');
+      writeFileSync(touch, `#!/bin/sh\n: > '${join(dir, 'ran')}'\n`);
+      chmodSync(touch, 0o755);
+      writeFileSync(join(dir, 'Makefile'), 'all:\n\t@echo hi\n');
+      mkdirSync(join(dir, 'src'));
+      writeFileSync(join(dir, 'Cargo.toml'), '[package]\nname = "probe"\nversion = "0.1.0"\nedition = "2021"\n');
+      writeFileSync(join(dir, 'src', 'main.rs'), 'fn main() {}\n');
+      for (const argv of [['make', `--eval=$(shell ${touch})`], ['make', '-E', `$(shell ${touch})`], ['make', `SHELL=${touch}`], ['cargo', '--config', `build.rustc-wrapper="${touch}"`, 'build', '--offline']]) {
+        assert.equal(decide(argv), 'deny', argv.join(' '));
+        if (!installed(argv[0]!)) continue;
+        rmSync(join(dir, 'ran'), { force: true });
+        spawnSync(argv[0]!, argv.slice(1), { cwd: dir, timeout: 120_000, stdio: 'ignore', env: { ...process.env, CARGO_TARGET_DIR: join(dir, 'target') } });
+        assert.equal(existsSync(join(dir, 'ran')), true, `${argv.join(' ')} runs the command`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
