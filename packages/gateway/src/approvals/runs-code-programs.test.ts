@@ -150,6 +150,10 @@ describe('a program that runs a project\'s install scripts or build files, a scr
     { argv: ['meson', 'compile'], via: 'compile' },
     { argv: ['meson', 'test', '-C', 'build'], via: 'test' },
     { argv: ['task', 'build'], via: 'recipes' },
+    { argv: ['mise', 'run', 'build'], via: 'run' },
+    { argv: ['mise', 'r', 'build'], via: 'r' },
+    { argv: ['mise', 'tasks', 'run', 'build'], via: 'run' },
+    { argv: ['mise', 'watch', 'build'], via: 'watch' },
     { argv: ['terraform', 'apply'], via: 'apply' },
     { argv: ['terraform', '-chdir=infra', 'plan'], via: 'plan' },
     { argv: ['tofu', 'apply', '-auto-approve'], via: 'apply' },
@@ -203,7 +207,7 @@ describe('a program that runs a project\'s install scripts or build files, a scr
     assert.equal(runsCode(['npm', 'install', '--ignore-scripts']), null);
   });
 
-  for (const argv of [['npm', 'ci', '--ignore-scripts'], ['npm', 'install', '--help'], ['pnpm', 'add', 'x', '--ignore-scripts=true'], ['composer', 'install', '--no-scripts'], ['composer', 'show'], ['pip', '--version'], ['pip', 'list'], ['pip', 'show', 'requests'], ['uv', '--version'], ['poetry', 'show'], ['bundle', '--version'], ['dotnet', '--info'], ['cmake', '--version'], ['meson', '--version'], ['task', '--list'], ['terraform', 'fmt'], ['terraform', 'version'], ['java', '-version'], ['java'], ['swift', '--version'], ['gdb', '--version'], ['gdb', '-batch', './prog'], ['sed', '-n', '1p', 'f.txt'], ['crontab', '-l'], ['at', '-l'], ['systemd-run', '--version'], ['busybox', 'ls']]) {
+  for (const argv of [['npm', 'ci', '--ignore-scripts'], ['npm', 'install', '--help'], ['pnpm', 'add', 'x', '--ignore-scripts=true'], ['composer', 'install', '--no-scripts'], ['composer', 'show'], ['pip', '--version'], ['pip', 'list'], ['pip', 'show', 'requests'], ['uv', '--version'], ['poetry', 'show'], ['bundle', '--version'], ['dotnet', '--info'], ['cmake', '--version'], ['meson', '--version'], ['task', '--list'], ['mise', 'ls'], ['mise', 'install'], ['terraform', 'fmt'], ['terraform', 'version'], ['java', '-version'], ['java'], ['swift', '--version'], ['gdb', '--version'], ['gdb', '-batch', './prog'], ['sed', '-n', '1p', 'f.txt'], ['crontab', '-l'], ['at', '-l'], ['systemd-run', '--version'], ['busybox', 'ls']]) {
     it(`does not warn of ${argv.join(' ')}, which runs no code of its files`, () => assert.equal(runsCode(argv), null));
   }
 });

@@ -315,6 +315,8 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ['meson', { kind: 'subcommand', subcommands: new Set(['setup', 'configure', 'compile', 'test', 'install', 'devenv', 'dist']), reason: (p, via) => filesReason(p, via).reason }],
   ['cmake', recipes('CMakeLists.txt, or of the build it made,', ['--version', '-version', '--help', '-help', '-h', '--system-information'], { file: { short: 'P' }, loads: { short: 'C' } })],
   ['task', recipes('Taskfile.yml', ['--version', '--help', '-h', '--list', '-l', '--list-all', '-a'])],
+  // mise's tasks are mise.toml's, or files of mise-tasks/ and .mise/tasks/ (`mise run build`, `mise r`, `mise tasks run`, `mise watch`).
+  ['mise', { kind: 'subcommand', subcommands: new Set(['run', 'r', 'watch', 'w']), reason: (p, via) => `${p} ${via} runs the tasks of mise.toml or its task files in its working directory; what it does is what they hold when it runs: ${ONCE}` }],
   ['ansible-playbook', { kind: 'always', via: 'playbook', reason: (p) => `${p} runs the tasks of the playbooks it names on the hosts of its inventory; what it does is what they hold when it runs: ${ONCE}`, exits: ['--version', '--help', '-h'] }],
   // Terraform's providers are programs it runs, and a provisioner's local-exec runs a command of the configuration's.
   ...names(['terraform', 'tofu'], { kind: 'subcommand', subcommands: new Set(['apply', 'plan', 'destroy', 'import', 'refresh', 'console', 'test', 'validate']), reason: (p, via) => `${p} ${via} runs the providers and provisioners its configuration names; what it does is what they hold when it runs: ${ONCE}` }),
