@@ -315,3 +315,45 @@ describe('corral gateway behind a TLS-terminating reverse proxy (--public-url, -
     }
   });
 });
+
+describe('corral gateway metrics-token', () => {
+  const noEnv = { CORRAL_GATEWAY_TOKEN: '', CORRAL_METRICS_TOKEN: '' };
+
+  it('prints the scrape token, made on first use in STATE/metrics-token (mode 0600), the same at every call and not the gateway token; --json says where it came from', async () => {
+    const state = tempStateDir();
+    const first = await corral(['--state-dir', state, 'gateway', 'metrics-token'], { env: noEnv });
+    assert.equal(first.code, 0, first.stderr);
+    const token = first.stdout.trim();
+    assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal((statSync(join(state, 'metrics-token')).mode & 0o777).toString(8), '600');
+    const again = await corral(['--state-dir', state, 'gateway', 'metrics-token', '--json'], { env: noEnv });
+    assert.deepEqual(JSON.parse(again.stdout), { token, source: 'file' });
+    const gatewayToken = await corral(['--state-dir', state, 'gateway', 'token'], { env: noEnv });
+    assert.notEqual(gatewayToken.stdout.trim(), token);
+  });
+
+  it('prints CORRAL_METRICS_TOKEN when it is set, and refuses one shorter than 16 characters (exit 2)', async () => {
+    const given = await corral(['gateway', 'metrics-token', '--json'], { env: { CORRAL_METRICS_TOKEN: 'a-scrape-token-of-sixteen-or-more' } });
+    assert.deepEqual(JSON.parse(given.stdout), { token: 'a-scrape-token-of-sixteen-or-more', source: 'env' });
+    const short = await corral(['gateway', 'metrics-token'], { env: { CORRAL_METRICS_TOKEN: 'short' } });
+    assert.equal(short.code, 2);
+    assert.match(short.stderr, /CORRAL_METRICS_TOKEN must be at least 16 characters/);
+  });
+
+  it('is the token a running corral gateway lets read GET /metrics, and nothing else (the API answers it 401)', async () => {
+    const state = tempStateDir();
+    const child = spawn(CORRAL_BIN, ['--state-dir', state, 'gateway', '--port', '0'], { env: { ...process.env, ...noEnv, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+      const url = /listening on (ws:\/\/\S+)/.exec(line)![1]!.replace(/^ws/, 'http');
+      const token = (await corral(['--state-dir', state, 'gateway', 'metrics-token'], { env: noEnv })).stdout.trim();
+      const metrics = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /^# HELP corral_/m);
+      assert.equal((await fetch(`${url}/api/status`, { headers: { authorization: `Bearer ${token}` } })).status, 401);
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'close');
+    }
+  });
+});

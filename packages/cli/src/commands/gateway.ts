@@ -13,6 +13,7 @@ import { privateFolder } from '../state-dir.ts';
 import { dirOf } from './agents.ts';
 
 export const GATEWAY_TOKEN_FILE = 'gateway-token';
+export const METRICS_TOKEN_FILE = 'metrics-token';
 
 /** `--port` as a number: decimal digits, 0 (any free port) to 65535. Throws a CliFailure (exit 2) naming the option. */
 export function portOption(text: string): number {
@@ -21,35 +22,60 @@ export function portOption(text: string): number {
   return port;
 }
 
+/** A secret the gateway is started with: its file in the state directory, the variable that overrides it, what it is called, who holds it. */
+interface StateSecret {
+  file: string;
+  env: string;
+  name: string;
+  holders: string;
+}
+
+const GATEWAY_TOKEN: StateSecret = { file: GATEWAY_TOKEN_FILE, env: 'CORRAL_GATEWAY_TOKEN', name: 'the gateway token', holders: 'nodes and operators' };
+const METRICS_TOKEN: StateSecret = { file: METRICS_TOKEN_FILE, env: 'CORRAL_METRICS_TOKEN', name: 'the metrics scrape token', holders: 'scrapers' };
+
 /**
  * `CORRAL_GATEWAY_TOKEN`, else the token in the state directory, generated
  * (mode 0600) on first use. A state directory that cannot hold it is a
  * CliFailure, exit 3, naming the directory and what to do.
  */
 export function gatewayToken(dir: string): { token: string; source: 'env' | 'file' } {
-  const fromEnv = process.env.CORRAL_GATEWAY_TOKEN;
+  return stateSecret(dir, GATEWAY_TOKEN);
+}
+
+/**
+ * The scrape token, good for the gateway's GET /metrics alone:
+ * `CORRAL_METRICS_TOKEN`, else the token in the state directory, generated
+ * (mode 0600) on first use; failures as gatewayToken's.
+ */
+export function metricsToken(dir: string): { token: string; source: 'env' | 'file' } {
+  return stateSecret(dir, METRICS_TOKEN);
+}
+
+/** `secret` from its variable, else from its file in `dir`, made on first use. */
+function stateSecret(dir: string, secret: StateSecret): { token: string; source: 'env' | 'file' } {
+  const fromEnv = process.env[secret.env];
   if (fromEnv !== undefined && fromEnv !== '') {
-    if (fromEnv.length < 16) throw new CliFailure('CORRAL_GATEWAY_TOKEN must be at least 16 characters', EXIT.usage);
+    if (fromEnv.length < 16) throw new CliFailure(`${secret.env} must be at least 16 characters`, EXIT.usage);
     return { token: fromEnv, source: 'env' };
   }
-  const remedy = 'choose another with --state-dir or CORRAL_STATE_DIR, or give the token in CORRAL_GATEWAY_TOKEN';
+  const remedy = `choose another with --state-dir or CORRAL_STATE_DIR, or give the token in ${secret.env}`;
   if (statSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) {
-    throw new CliFailure(`the state directory ${dir} is not a directory, so the gateway token cannot be kept there: ${remedy}`, EXIT.environment);
+    throw new CliFailure(`the state directory ${dir} is not a directory, so ${secret.name} cannot be kept there: ${remedy}`, EXIT.environment);
   }
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     // Made once, whole: processes starting at the same moment all read the one token.
     // A secret: one that other users could read, or have written, is refused (readStateFile's checks).
-    const { text } = createOnce(join(dir, GATEWAY_TOKEN_FILE), () => `${randomBytes(32).toString('base64url')}\n`, 'NODE_CONFIG_INVALID', true);
+    const { text } = createOnce(join(dir, secret.file), () => `${randomBytes(32).toString('base64url')}\n`, 'NODE_CONFIG_INVALID', true);
     return { token: text.trim(), source: 'file' };
   } catch (error) {
     if ((error as { code?: unknown }).code === 'NODE_CONFIG_INVALID') {
-      throw new CliFailure(`${(error as Error).message}: the gateway token is not used; make it private (chmod 600, owned by this user), or remove it to have a new one made (nodes and operators then need the new token), or ${remedy}`, EXIT.environment);
+      throw new CliFailure(`${(error as Error).message}: ${secret.name} is not used; make it private (chmod 600, owned by this user), or remove it to have a new one made (${secret.holders} then need the new token), or ${remedy}`, EXIT.environment);
     }
     // The file system's refusal (a read-only disk, a directory of another user's): the host, not the request.
     const code = (error as NodeJS.ErrnoException).code;
     if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) throw error;
-    throw new CliFailure(`cannot keep the gateway token in the state directory ${dir} (${code}): fix its permissions, or ${remedy}`, EXIT.environment);
+    throw new CliFailure(`cannot keep ${secret.name} in the state directory ${dir} (${code}): fix its permissions, or ${remedy}`, EXIT.environment);
   }
 }
 
@@ -101,7 +127,7 @@ export async function policiesRefusal(error: unknown, policies: string, again: s
   return new CliFailure(lines.join('\n'), EXIT.usage, refused.code);
 }
 
-/** `corral gateway [--port --bind --public-url --trust-proxy]` and `corral gateway token`. */
+/** `corral gateway [--port --bind --public-url --trust-proxy]`, `corral gateway token` and `corral gateway metrics-token`. */
 export function registerGateway(program: Command): void {
   const gateway = program
     .command('gateway')
@@ -125,6 +151,7 @@ export function registerGateway(program: Command): void {
       // Refused before its token and audit signing key are made there, not once they are, when the identity store opens.
       await privateFolder(dir);
       const { token } = gatewayToken(dir);
+      const metrics = metricsToken(dir);
       const oidc = await consoleOidcSettings(dir, opts.oidc);
       const progress = new StartProgress(opts.json ? undefined : process.stderr, 'gateway start');
       const { Gateway } = await progress.step('loading the gateway', () => import('@corral/gateway'));
@@ -134,7 +161,7 @@ export function registerGateway(program: Command): void {
       let running;
       try {
         running = await progress.step(`reading identities and the policy set, then listening on ${opts.bind} port ${port}`, () =>
-          Gateway.start({ stateDir: dir, token, host: opts.bind, port, audit, ...(oidc ? { oidc } : {}), ...reverseProxyOptions(opts), log }),
+          Gateway.start({ stateDir: dir, token, metricsToken: metrics.token, host: opts.bind, port, audit, ...(oidc ? { oidc } : {}), ...reverseProxyOptions(opts), log }),
         );
       } catch (error) {
         await audit.close();
@@ -159,14 +186,20 @@ export function registerGateway(program: Command): void {
       await running.close();
       await audit.close();
     });
+  printsSecret(gateway, 'token', 'print the gateway token (from CORRAL_GATEWAY_TOKEN, else the state directory, generated on first use)', gatewayToken);
+  printsSecret(gateway, 'metrics-token', 'print the token Prometheus reads GET /metrics with, and nothing else (from CORRAL_METRICS_TOKEN, else the state directory, generated on first use)', metricsToken);
+}
+
+/** `corral gateway NAME [--json]`: prints the secret `read` gives (the token, or {"token", "source"}). */
+function printsSecret(gateway: Command, name: string, description: string, read: (dir: string) => { token: string; source: 'env' | 'file' }): void {
   gateway
-    .command('token')
-    .description('print the gateway token (from CORRAL_GATEWAY_TOKEN, else the state directory, generated on first use)')
+    .command(name)
+    .description(description)
     .option('--json', 'print {"token", "source"}')
     .action(async (opts: { json?: boolean }, command: Command) => {
       const dir = dirOf(command);
       await privateFolder(dir);
-      const result = gatewayToken(dir);
+      const result = read(dir);
       if (opts.json) return printJson(result);
       process.stdout.write(`${result.token}\n`);
     });
