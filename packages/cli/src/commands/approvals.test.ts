@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ApprovalStore, GatewayClient, grantFile, grantPolicy, openGatewayDb } from '@corral/gateway';
 import { corral, killStarted, startCorral, tempStateDir } from '../../test/corral.ts';
+import { pendingNode } from '../../test/pending-node.ts';
 import { damageTable } from '../../../../scripts/testing/damage-sqlite.ts';
 import { EXIT } from '../exit-codes.ts';
 
@@ -453,6 +454,32 @@ describe('corral approvals list', () => {
       assert.match((await corral(['--state-dir', state, 'approvals', 'list', '--all'])).stdout, new RegExp(`standing grant approval-${created.id} withdrawn$`, 'm'));
       const json = JSON.parse((await corral(['--state-dir', state, 'approvals', 'list', '--all', '--json'])).stdout) as Array<{ id: string; standingGrant: unknown }>;
       assert.equal(json.find((a) => a.id === created.id)?.standingGrant, 'withdrawn');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('corral approvals list and corral nodes pending', () => {
+  it('name a node by the same 16 digits, which corral nodes pair takes (regression: 12 digits in approvals list, 16 in nodes pending)', async () => {
+    const state = tempStateDir();
+    try {
+      const deviceId = pendingNode(state);
+      const db = openGatewayDb(state);
+      try {
+        new ApprovalStore(db).create({ digest: '6'.repeat(64), action: { command: 'system.run', argv: ['ls'], principal: 'Agent::invoice-bot', nodeId: deviceId }, quorum: 1 });
+      } finally {
+        db.close();
+      }
+      const shownIn = async (args: string[]) => {
+        const r = await corral(['--state-dir', state, ...args]);
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout.split(/\s+/).filter((word) => word.length >= 8 && deviceId.startsWith(word));
+      };
+      const pending = await shownIn(['nodes', 'pending']);
+      assert.deepEqual(pending, [deviceId.slice(0, 16)]);
+      assert.deepEqual(await shownIn(['approvals', 'list']), pending);
+      assert.deepEqual(await shownIn(['nodes', 'pair', pending[0]!, '--by', 'alice']), pending);
     } finally {
       rmSync(state, { recursive: true, force: true });
     }

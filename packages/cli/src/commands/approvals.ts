@@ -8,6 +8,7 @@ import { CliFailure, printable, printJson, printJsonArray } from '../output.ts';
 import { recordIdentityEvent, recordIdentityEvents } from './identity-record.ts';
 import { gatewayStateDir, openGatewayState } from './nodes.ts';
 import { accountName } from '../account.ts';
+import { shownNodeId } from '../node-id.ts';
 
 /** The `--reason` given, checked as the approval takes it, before anything changes. Throws a CliFailure (exit 2) naming --reason. */
 async function reasonOf(reason: string | undefined): Promise<string | undefined> {
@@ -78,7 +79,7 @@ async function approverOf(by: string): Promise<string> {
 function describe(a: Approval): string {
   // A run shows its argv; a named command (payment.create) its name and checked params.
   const argv = Array.isArray(a.action.argv) ? commandLine(a.action.argv) : `${String(a.action.command ?? '')} ${JSON.stringify(a.action.params ?? {})}`;
-  const node = typeof a.action.nodeId === 'string' ? a.action.nodeId.slice(0, 12) : '-';
+  const node = typeof a.action.nodeId === 'string' ? shownNodeId(a.action.nodeId) : '-';
   const lines = [printable(`${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}${a.reason ? `  — ${a.reason}` : ''}`)];
   if (typeof a.action.cwd === 'string') lines.push(`  cwd ${printable(a.action.cwd)}`);
   if (Array.isArray(a.action.envValues) && a.action.envValues.length > 0) {

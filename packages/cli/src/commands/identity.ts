@@ -3,6 +3,7 @@ import type { HumanIdentity, HumanRecord } from '@corral/identity';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
+import { shownNodeId } from '../node-id.ts';
 import { CliFailure, printJson, printable, table } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 import { dirOf, durationOption, identityDir, withIdentity } from './agents.ts';
@@ -58,7 +59,7 @@ export function registerIdentity(program: Command): void {
       const list = await withIdentity(command, (id) => id.nodes.list());
       if (opts.json) return printJson(list);
       if (list.length === 0) return void process.stdout.write('no nodes\n');
-      process.stdout.write(table(['NODE', 'STATUS', 'NAME', 'PLATFORM'], list.map((n) => [n.deviceId.slice(0, 16), n.status, n.displayName, n.platform])));
+      process.stdout.write(table(['NODE', 'STATUS', 'NAME', 'PLATFORM'], list.map((n) => [shownNodeId(n.deviceId), n.status, n.displayName, n.platform])));
     });
   addPairingVerbs(nodes, (c) => identityDir(c));
 

@@ -5,6 +5,7 @@ import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson, table } from '../output.ts';
 import { existingState } from '../state-dir.ts';
 import { accountName } from '../account.ts';
+import { shownNodeId } from '../node-id.ts';
 import { dirOf, withIdentity } from './agents.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 
@@ -61,7 +62,7 @@ async function nodeRows(command: Command): Promise<NodeRow[]> {
 function printRows(rows: NodeRow[], empty: string, commands: { title: string; of: (n: NodeRow) => string[] }, { request = false, agents = false } = {}): void {
   if (rows.length === 0) return void process.stdout.write(`${empty}\n`);
   const header = [...(request ? ['REQUEST'] : []), 'NODE', 'STATUS', 'NAME', 'PLATFORM', 'ADDRESS', ...(agents ? ['AGENTS'] : []), commands.title];
-  const cells = (n: NodeRow) => [...(request ? [n.surfaceRequest!.requestId] : []), n.deviceId.slice(0, 16), n.status, n.displayName, n.platform, n.remoteIp ?? '-', ...(agents ? [n.agentNames.join(',') || '-'] : []), commands.of(n).join(',') || '-'];
+  const cells = (n: NodeRow) => [...(request ? [n.surfaceRequest!.requestId] : []), shownNodeId(n.deviceId), n.status, n.displayName, n.platform, n.remoteIp ?? '-', ...(agents ? [n.agentNames.join(',') || '-'] : []), commands.of(n).join(',') || '-'];
   process.stdout.write(table(header, rows.map(cells)));
 }
 
@@ -150,7 +151,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
         ({ node, requestId, names }) => ({ action: 'node.pair', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by, commands: node.commands, agents: names, ...(requestId ? { requestId } : {}) } }),
       );
       if (opts.json) return printJson({ ...node, agentNames: names });
-      process.stdout.write(`${printable(`node ${node.deviceId.slice(0, 16)} is paired; it may be sent: ${node.commands.join(', ') || 'no commands'}; it may ask for agents: ${names.join(', ') || 'none'}`)}\n`);
+      process.stdout.write(`${printable(`node ${shownNodeId(node.deviceId)} is paired; it may be sent: ${node.commands.join(', ') || 'no commands'}; it may ask for agents: ${names.join(', ') || 'none'}`)}\n`);
     });
   group
     .command('agents')
@@ -172,7 +173,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
       }
       const { node, names } = result;
       if (opts.json) return printJson({ ...node, agentNames: names });
-      process.stdout.write(`${printable(`node ${node.deviceId.slice(0, 16)} may ask for agents: ${names.join(', ') || 'none'}`)}\n`);
+      process.stdout.write(`${printable(`node ${shownNodeId(node.deviceId)} may ask for agents: ${names.join(', ') || 'none'}`)}\n`);
     });
   for (const verb of ['reject', 'revoke'] as const) {
     group
@@ -192,7 +193,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
         });
         await recordIdentityEvent(dir, { action: `node.${verb}`, resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by, ...(declined ? { requestId: declined.requestId, commands: declined.commands } : {}) } });
         if (opts.json) return printJson(node);
-        process.stdout.write(`node ${node.deviceId.slice(0, 16)} is ${node.status}\n`);
+        process.stdout.write(`node ${shownNodeId(node.deviceId)} is ${node.status}\n`);
       });
   }
 }

@@ -13,6 +13,7 @@ import type { ConsoleOidcSettings, Gateway } from '@corral/gateway';
 import type { NodeHost } from '@corral/node';
 import type { OpenClaw } from './openclaw.ts';
 import { EXIT } from '../exit-codes.ts';
+import { shownNodeId } from '../node-id.ts';
 import { CliFailure, printJson, printSecret } from '../output.ts';
 import { gatewayToken, optionRefusal, policiesRefusal } from '../commands/gateway.ts';
 import { fileDestination, gatewayLog } from '../gateway-log.ts';
@@ -96,7 +97,7 @@ export async function up(options: UpOptions): Promise<number> {
   const claimed = { ...options, stateDir: ready.stateDir };
   const readyMs = Math.round(performance.now() - started);
   report(ready, claimed, readyMs, running.gateway!.url);
-  progress.note(`ready in ${readyMs} ms${ready.agent ? `; agent ${ready.agent.name} (${INVOICE_INTAKE.process})` : ''} on node ${ready.nodeId.slice(0, 12)}; the gateway's log is ${join(ready.stateDir, GATEWAY_LOG_FILE)}; Ctrl-C stops`);
+  progress.note(`ready in ${readyMs} ms${ready.agent ? `; agent ${ready.agent.name} (${INVOICE_INTAKE.process})` : ''} on node ${shownNodeId(ready.nodeId)}; the gateway's log is ${join(ready.stateDir, GATEWAY_LOG_FILE)}; Ctrl-C stops`);
 
   // OpenClaw takes its time to start; a signal meanwhile stops everything without waiting for it.
   let abandoned = false;
@@ -166,7 +167,7 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
     // Hashing the admin password (scrypt) runs off the main thread while the node connects.
     const [admin, host] = await allStarted([
       progress.step('admin login', () => ensureAdmin(gateway.identity), (a) => (a === null ? 'none holds the admin role' : a.password ? 'created' : 'kept')),
-      progress.step('node paired and connected', () => connectNode(gateway, token, sandbox, dir, running), (h) => h.device.deviceId.slice(0, 12)),
+      progress.step('node paired and connected', () => connectNode(gateway, token, sandbox, dir, running), (h) => shownNodeId(h.device.deviceId)),
     ] as const);
     if (fresh) {
       await audit.append({ actor: UP_ACTOR, action: 'corral.up.init', resource: { kind: 'state', id: dir }, outcome: { status: 'success' }, details: { admin: admin?.username ?? null, ...(agent ? { agent: agent.id } : {}), process: INVOICE_INTAKE.process, policies: join(dir, POLICIES_DIR) } });
@@ -233,7 +234,7 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
   });
   running.host = host;
   if (gateway.identity.nodes.find(host.device.deviceId)?.status === 'revoked') {
-    throw new CliFailure(`this machine's node ${host.device.deviceId.slice(0, 12)} was unpaired by an operator; to pair a new one, remove ${join(dir, NODE_STATE, 'node-device.json')} and run corral up again`, EXIT.environment);
+    throw new CliFailure(`this machine's node ${shownNodeId(host.device.deviceId)} was unpaired by an operator; to pair a new one, remove ${join(dir, NODE_STATE, 'node-device.json')} and run corral up again`, EXIT.environment);
   }
   const paired = running.pairing!.pair(host.device.deviceId, 'the node of the machine corral up runs on');
   // Awaited once the node has started; a failure before then is that await's.
