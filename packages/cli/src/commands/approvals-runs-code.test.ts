@@ -96,6 +96,6 @@ describe('corral approvals for a command that runs code its argv does not show',
   it('approve (once) allows it, and shows the warning with it', async () => {
     const result = await corral(['--state-dir', state, 'approvals', 'approve', ids.python, '--by', 'alice']);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, new RegExp(`^${ids.python}  allowed .*\\n  ! runs code Corral cannot see: `));
+    assert.match(result.stdout, new RegExp(`^ID .*\\n${ids.python}  allowed .*\\n  ! runs code Corral cannot see: `));
   });
 });

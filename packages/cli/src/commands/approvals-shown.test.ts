@@ -33,7 +33,7 @@ describe('corral approvals list', () => {
     assert.equal(lines[at + 1], '  cwd /srv/app');
     assert.match(lines[at + 2]!, /^ {2}env DEPLOY_TOKEN sha256:[0-9a-f]{12} \(7 bytes\), PADDING sha256:[0-9a-f]{12} \(512000 bytes\)$/);
     assert.doesNotMatch(result.stdout, /hunter|pppp/);
-    assert.deepEqual(lines.filter((l) => /^\S/.test(l)).map((l) => l.split(' ')[0]), ids, 'every approval once, oldest first, across pages');
+    assert.deepEqual(lines.filter((l) => /^\S/.test(l)).map((l) => l.split(' ')[0]), ['ID', ...ids], 'a header, then every approval once, oldest first, across pages');
   });
 
   it('--json gives the environment by names and fingerprints, never a value (regression: every value, secrets too, was printed)', async () => {

@@ -123,7 +123,7 @@ describe('corral approvals list, reading what an agent asked', () => {
       store.create({ digest: 'd'.repeat(64), action: { argv: ['echo', "it's done; rm -rf ~"] }, quorum: 1 });
       store.create({ digest: 'e'.repeat(64), action: { argv: ['cp', 'a b', 'c'] }, quorum: 1 });
       db.close();
-      const lines = (await corral(['--state-dir', state, 'approvals', 'list'])).stdout.trim().split('\n');
+      const lines = (await corral(['--state-dir', state, 'approvals', 'list'])).stdout.trim().split('\n').slice(1);
       assert.equal(lines.length, 2);
       assert.ok(lines.some((l) => l.endsWith("  cp 'a b' c")), lines.join('\n'));
       assert.ok(lines.some((l) => l.endsWith("  echo 'it'\\''s done; rm -rf ~'")), lines.join('\n'));
@@ -460,6 +460,35 @@ describe('corral approvals list', () => {
   });
 });
 
+describe('corral approvals list, as corral nodes list and the other listings', () => {
+  it('prints a header line over the approvals, each column of a row under its title, and none over no approvals (regression: rows with no header)', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const store = new ApprovalStore(db);
+      const asked = store.create({ digest: '7'.repeat(64), action: { command: 'system.run', argv: ['ls', 'inbox'], principal: 'Agent::invoice-bot', nodeId: 'a'.repeat(64) }, quorum: 2 });
+      const named = store.create({ digest: '8'.repeat(64), action: { command: 'payment.create', params: { amount: 120 } }, quorum: 1 });
+      db.close();
+      const listed = await corral(['--state-dir', state, 'approvals', 'list']);
+      assert.equal(listed.code, 0, listed.stderr);
+      const [header, ...rows] = listed.stdout.trimEnd().split('\n');
+      assert.deepEqual(header!.split(/ {2,}/), ['ID', 'STATUS', 'QUORUM', 'NODE', 'REQUEST']);
+      const at = ['ID', 'STATUS', 'QUORUM', 'NODE', 'REQUEST'].map((title) => header!.indexOf(title));
+      for (const [line, cells] of [
+        [rows[0]!, [asked.id, 'pending', '0/2', 'a'.repeat(16), 'Agent::invoice-bot']],
+        [rows[1]!, [named.id, 'pending', '0/1', '-', '-']],
+      ] as const) {
+        assert.deepEqual(at.map((start) => line.slice(start).split('  ')[0]), cells, line);
+      }
+      assert.equal((await corral(['--state-dir', state, 'approvals', 'deny', asked.id, '--by', 'bob'])).code, 0);
+      assert.equal((await corral(['--state-dir', state, 'approvals', 'deny', named.id, '--by', 'bob'])).code, 0);
+      assert.equal((await corral(['--state-dir', state, 'approvals', 'list'])).stdout, 'no pending approvals\n');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('corral approvals list and corral nodes pending', () => {
   it('name a node by the same 16 digits, which corral nodes pair takes (regression: 12 digits in approvals list, 16 in nodes pending)', async () => {
     const state = tempStateDir();
@@ -507,7 +536,7 @@ describe('corral approvals list when the gateway state is damaged part way throu
       // Listed for people, the approvals before the damage are printed as they are read.
       const human = await corral(['--state-dir', state, 'approvals', 'list', '--all']);
       assert.equal(human.code, EXIT.environment, human.stderr);
-      assert.match(human.stdout, /^\S+ {2}pending/, 'the damage is past the pages read first');
+      assert.match(human.stdout, /^ID .*\n\S+ {2}pending/, 'the damage is past the pages read first');
     } finally {
       rmSync(state, { recursive: true, force: true });
     }

@@ -8,7 +8,7 @@ import { CliFailure, printable, printJson, printJsonArray } from '../output.ts';
 import { recordIdentityEvent, recordIdentityEvents } from './identity-record.ts';
 import { gatewayStateDir, openGatewayState } from './nodes.ts';
 import { accountName } from '../account.ts';
-import { shownNodeId } from '../node-id.ts';
+import { SHOWN_NODE_ID_DIGITS, shownNodeId } from '../node-id.ts';
 
 /** The `--reason` given, checked as the approval takes it, before anything changes. Throws a CliFailure (exit 2) naming --reason. */
 async function reasonOf(reason: string | undefined): Promise<string | undefined> {
@@ -66,6 +66,22 @@ async function approverOf(by: string): Promise<string> {
 }
 
 /**
+ * The columns of an approval's first line, each padded to the width of its
+ * widest value (an id is a UUID, a status at most 7 letters, a node its
+ * shown id), so that rows printed as they are read, a page at a time, line
+ * up under the header; the last, who asks for what, is as long as it is.
+ */
+const COLUMNS = [['ID', 36], ['STATUS', 7], ['QUORUM', 6], ['NODE', SHOWN_NODE_ID_DIGITS], ['REQUEST', 0]] as const;
+
+/** A line of COLUMNS, each cell made printable. */
+function row(cells: readonly string[]): string {
+  return cells.map((cell, i) => printable(cell).padEnd(COLUMNS[i]![1])).join('  ');
+}
+
+/** The header line over approvals, as other listings have one. */
+const HEADER = `${row(COLUMNS.map(([title]) => title))}\n`;
+
+/**
  * One approval as the human listing shows it (`a` as ApprovalStore.shown
  * gives it): a line of its own; under it, for a run, what else its digest
  * binds: the working directory, each environment value by its
@@ -80,7 +96,7 @@ function describe(a: Approval): string {
   // A run shows its argv; a named command (payment.create) its name and checked params.
   const argv = Array.isArray(a.action.argv) ? commandLine(a.action.argv) : `${String(a.action.command ?? '')} ${JSON.stringify(a.action.params ?? {})}`;
   const node = typeof a.action.nodeId === 'string' ? shownNodeId(a.action.nodeId) : '-';
-  const lines = [printable(`${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}${a.reason ? `  — ${a.reason}` : ''}`)];
+  const lines = [row([a.id, a.status, `${a.approvers.length}/${a.quorum}`, node, `${String(a.action.principal ?? '-')}  ${argv}${a.reason ? `  — ${a.reason}` : ''}`])];
   if (typeof a.action.cwd === 'string') lines.push(`  cwd ${printable(a.action.cwd)}`);
   if (Array.isArray(a.action.envValues) && a.action.envValues.length > 0) {
     const values = a.action.envValues as Array<{ name: string; sha256: string; bytes: number }>;
@@ -107,7 +123,7 @@ async function printAll(store: ApprovalStore, options: { all?: boolean; json?: b
   if (options.json) return printJsonArray(approvals);
   let printed = 0;
   for (const approval of approvals) {
-    process.stdout.write(`${describe(approval)}\n`);
+    process.stdout.write(`${printed === 0 ? HEADER : ''}${describe(approval)}\n`);
     printed += 1;
   }
   if (printed === 0) process.stdout.write(options.all ? 'no approvals\n' : 'no pending approvals\n');
@@ -255,7 +271,7 @@ export function registerApprovals(program: Command): void {
       const { ApprovalStore } = await import('@corral/gateway');
       const shown = { ...ApprovalStore.shown(approval), ...(grant ? { grant } : {}) };
       if (opts.json) return printJson(shown);
-      process.stdout.write(`${describe(shown)}\n`);
+      process.stdout.write(`${HEADER}${describe(shown)}\n`);
       if (grant?.status === 'revoked') process.stdout.write(`its grant ${grant.id} left the policy set\n`);
     });
   }
