@@ -67,12 +67,13 @@ describe('the approval card of a command that runs code Corral cannot see', () =
       assert.deepEqual([approval.decision, approval.approvers.length], ['allow-once', 1]);
     }));
 
-  it("shows the script a run of one is bound to (python3 build.py): its path, the start of its SHA-256 with the whole in its title, and the gateway's warning; Approve always is offered, as the gateway allows it, and makes its standing grant (regression: the card showed neither the file nor its content's digest)", () =>
+  it("shows the script a run of one is bound to (python3 build.py): its path, the start of its SHA-256 with the whole in its title, what it holds to read, line by line and spelled out, and the gateway's warning; Approve always is offered, as the gateway allows it, and makes its standing grant (regression: the card showed neither the file nor its content's digest, and an approver far from the node could not read what they approved)", () =>
     inContext(browser, async (context) => {
       // Where the node's sandbox can read it: a script it could not open is refused at prepare, with no approval asked.
       const dir = mkdtempSync(join(stack.work, 'script-card-'));
       const script = join(dir, 'build.py');
-      const text = 'print("script-card")\n';
+      // A tab-indented line holding a right-to-left override, which would draw "evil" backwards unless spelled out, and a Cyrillic а.
+      const text = 'print("script-card")\nif True:\n\tprint("\u202Eevil")\n# s\u0430fe\n';
       writeFileSync(script, text);
       const sha256 = createHash('sha256').update(text).digest('hex');
       try {
@@ -81,7 +82,15 @@ describe('the approval card of a command that runs code Corral cannot see', () =
         const card = approvalCard(page, 'build.py');
         await card.waitFor();
         const bound = card.locator('dd.script');
-        assert.equal(await bound.innerText(), `${script} sha256:${sha256.slice(0, 12)}… — approved for what it holds now; changed, it is asked for again`);
+        const [first, summary] = (await bound.innerText()).split('\n');
+        assert.equal(first, `${script} sha256:${sha256.slice(0, 12)}… — approved for what it holds now; changed, it is asked for again`);
+        // Folded until opened; then each line numbered, as the node read it to hash it.
+        assert.equal(summary, `Read it: 4 lines, ${Buffer.byteLength(text)} bytes`);
+        const lines = bound.locator('details.script-text .line');
+        assert.equal(await lines.first().isVisible(), false);
+        await bound.locator('details.script-text summary').click();
+        assert.deepEqual(await lines.allTextContents(), ['1print("script-card")\n', '2if True:\n', '3\tprint("\\u202Eevil")\n', '4# s\u0430fe\n']);
+        assert.equal(await bound.locator('details.script-text .look-alikes').innerText(), 'Letters beyond ASCII in it, which can pass for others: \u0430 U+0430 Cyrillic');
         assert.equal(await bound.getByText(`sha256:${sha256.slice(0, 12)}…`).getAttribute('title'), `sha256:${sha256}`);
         // The gateway makes a standing grant for it, bound to that content, and says so in the approval the card reads: Approve always is offered (enabled once the new card has stood still).
         const listed = (await (await fetch(`${stack.url}/api/approvals`, { headers: { authorization: `Bearer ${stack.token}` } })).json()) as { approvals: Array<{ id: string; action: { allowAlways?: unknown; runsCode?: { reason: string } } }> };

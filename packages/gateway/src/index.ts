@@ -35,6 +35,8 @@ export { GRANTS_DIR, PolicyGrants, grantApprovalId, grantFile, grantPolicy, gran
 export type { GrantWithdrawal } from './approvals/grants.ts';
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';
 export { runsCode } from './approvals/runs-code.ts';
+export { SCRIPT_PREVIEW_BYTES, SCRIPT_PREVIEW_CAP, scriptPreviewOf } from './approvals/script-preview.ts';
+export type { ScriptPreview } from './approvals/script-preview.ts';
 export type { RunsCode } from './approvals/runs-code.ts';
 export { AGENT_SUSPENDED_EVENT, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, NodeInvoker } from './exec/invoke.ts';
 export { OpenRuns, type OpenRun } from './exec/open-runs.ts';

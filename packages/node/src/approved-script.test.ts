@@ -67,8 +67,10 @@ describe('a script run approved through the gateway on Corral\'s node (the appro
     script('echo v1');
     await assert.rejects(run(['./x.sh'], 100), refusedWith('APPROVAL_PENDING'));
     const [asked] = pending(['./x.sh']);
-    const shown = (await operator.request('exec.approval.get', { id: asked!.id })) as { request: { mutableFileOperand?: unknown } };
+    const shown = (await operator.request('exec.approval.get', { id: asked!.id })) as { request: { mutableFileOperand?: unknown; scriptPreview?: unknown } };
     assert.deepEqual(shown.request.mutableFileOperand, { argvIndex: 0, path: join(work, 'x.sh'), sha256: sha256('#!/bin/sh\necho v1\n') });
+    // What it does, from the bytes the node hashed: an approver far from the node reads it here.
+    assert.deepEqual(shown.request.scriptPreview, { bytes: 18, truncated: false, text: '#!/bin/sh\necho v1\n' });
     await operator.request('exec.approval.resolve', { id: asked!.id, decision: 'allow-once', reviewer: ALICE });
     assert.equal((await run(['./x.sh'])).payload.stdout, 'v1\n');
     assert.deepEqual(runner.ran.at(-1), ['./x.sh']);

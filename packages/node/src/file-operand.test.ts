@@ -35,7 +35,7 @@ describe('snapshotOperand', () => {
     writeFileSync(join(dir, 'x.sh'), 'echo beside\n');
     writeFileSync(join(dir, 'sub/x.sh'), 'echo where the link leads\n');
     symlinkSync('sub/deeper', join(dir, 'link'));
-    assert.equal(snapshotOperand(['./link/../x.sh'], dir, granting(dir))?.path, join(dir, 'sub/x.sh'));
-    assert.equal(snapshotOperand([`${dir}/link/../x.sh`], null, granting(dir))?.path, join(dir, 'sub/x.sh'));
+    assert.equal(snapshotOperand(['./link/../x.sh'], dir, granting(dir))?.operand.path, join(dir, 'sub/x.sh'));
+    assert.equal(snapshotOperand([`${dir}/link/../x.sh`], null, granting(dir))?.operand.path, join(dir, 'sub/x.sh'));
   });
 });

@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { basename, isAbsolute } from 'node:path';
 import { hostFileAt, type Mount, type PinnedFile } from '@corral/contain';
-import { runsCode } from '@corral/gateway';
+import { runsCode, SCRIPT_PREVIEW_BYTES, type ScriptPreview } from '@corral/gateway';
 import { NodeError } from './errors.ts';
 import { shown } from './untrusted-text.ts';
 
@@ -31,6 +31,12 @@ export interface FileOperand {
   argvIndex: number;
   path: string;
   sha256: string;
+}
+
+/** A file bound by its content, and what approvers are shown of the very bytes hashed (the gateway's ScriptPreview; none when they cannot be read again). */
+export interface BoundFile {
+  operand: FileOperand;
+  preview: ScriptPreview | undefined;
 }
 
 /**
@@ -48,7 +54,7 @@ export interface FileOperand {
  * planned. An approval of a run whose file Corral cannot read would bind
  * nothing.
  */
-export function snapshotOperand(argv: readonly string[], cwd: string | null, mountsOf: () => readonly Mount[] | undefined): FileOperand | null {
+export function snapshotOperand(argv: readonly string[], cwd: string | null, mountsOf: () => readonly Mount[] | undefined): BoundFile | null {
   const verdict = runsCode(argv);
   if (verdict === null || (verdict.via !== 'script' && verdict.via !== 'path') || verdict.operand === undefined) return null;
   if (verdict.operand === null) throw new NodeError('NODE_RUN_DENIED', `${verdict.program} names its script inside a longer argument; an approval cannot be bound to it: name the file as an argument of its own`);
@@ -66,7 +72,47 @@ export function snapshotOperand(argv: readonly string[], cwd: string | null, mou
   const mounts = mountsOf();
   if (mounts === undefined) throw new NodeError('NODE_RUN_DENIED', `the script ${name} cannot be bound: the agent's container policy cannot be planned now, and no run of it would start`);
   refuseUnopened({ argvIndex: verdict.operand, path }, argv, cwd, mounts);
-  return { argvIndex: verdict.operand, path, sha256: sha256Of(contentOf(path, name).content) };
+  const { content } = contentOf(path, name);
+  return { operand: { argvIndex: verdict.operand, path, sha256: sha256Of(content) }, preview: scriptPreview(content) };
+}
+
+/**
+ * What approvers are shown of a script holding `content`: its size, and its
+ * first SCRIPT_PREVIEW_BYTES as text unless they hold a NUL or are not UTF-8
+ * (a cut inside a character drops that character's first bytes).
+ */
+export function scriptPreview(content: Uint8Array): ScriptPreview {
+  const truncated = content.length > SCRIPT_PREVIEW_BYTES;
+  const head = content.subarray(0, SCRIPT_PREVIEW_BYTES);
+  const text = head.includes(0) ? undefined : utf8(head, truncated ? 3 : 0);
+  return { bytes: content.length, truncated, ...(text !== undefined ? { text } : {}) };
+}
+
+/** `bytes` as UTF-8, up to `cut` bytes of an unfinished character at their end left out; undefined when they are not UTF-8. */
+function utf8(bytes: Uint8Array, cut: number): string | undefined {
+  for (let drop = 0; drop <= cut; drop++) {
+    try {
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes.subarray(0, bytes.length - drop));
+    } catch {
+      // Not UTF-8 up to here: one byte fewer may end before the character the cut fell in.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What approvers are shown of the file `operand` binds as it is now, for a
+ * plan another gateway holds (the node read it when it prepared the run):
+ * undefined when it no longer holds that content, or cannot be read, since
+ * the run is then refused in any case (approvedContent).
+ */
+export function previewOfBound(operand: FileOperand): ScriptPreview | undefined {
+  try {
+    const { content } = contentOf(operand.path, nameOf(operand.path));
+    return sha256Of(content) === operand.sha256 ? scriptPreview(content) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -38,6 +38,7 @@ describe('a script run a governed node asks its control plane about, which asks 
     const answering = gw.invoke({ command: ['./x.sh'], cwd: work, agentId: 'main' });
     const id = await gw.asked();
     assert.deepEqual(gw.cp.approvals.get(id).action.mutableFileOperand, { argvIndex: 0, path: join(work, 'x.sh'), sha256: sha256('#!/bin/sh\necho as asked\n') });
+    assert.deepEqual(gw.cp.approvals.get(id).action.scriptPreview, { bytes: 24, truncated: false, text: '#!/bin/sh\necho as asked\n' }, 'what the script does, for the approver to read');
     await gw.approve(id);
     const answer = await answering;
     assert.equal(answer.ok, true, JSON.stringify(answer.error));
@@ -88,5 +89,22 @@ describe('a script run a governed node asks its control plane about, which asks 
     assert.equal(gw.cp.approvals.get(id).action.mutableFileOperand, undefined);
     await gw.approve(id);
     assert.equal(stdoutOf(await answering), 'plain');
+  });
+
+  it('shows the approver the script of a plan its upstream gateway holds (prepared earlier), read again and matched to the plan\'s sha256; for a plan of content the file no longer holds, nothing is shown and nothing runs', async () => {
+    script('echo planned');
+    const plan = (sha: string) => ({ argv: ['./x.sh'], cwd: work, agentId: 'main', mutableFileOperand: { argvIndex: 0, path: join(work, 'x.sh'), sha256: sha } });
+    const planned = gw.invoke({ command: ['./x.sh'], cwd: work, agentId: 'main', systemRunPlan: plan(sha256('#!/bin/sh\necho planned\n')) });
+    const id = await gw.asked();
+    assert.deepEqual(gw.cp.approvals.get(id).action.scriptPreview, { bytes: 23, truncated: false, text: '#!/bin/sh\necho planned\n' });
+    await gw.approve(id);
+    assert.equal(stdoutOf(await planned), 'planned\n');
+    const stale = gw.invoke({ command: ['./x.sh'], cwd: work, agentId: 'main', systemRunPlan: plan(sha256('#!/bin/sh\necho what the plan was of\n')) });
+    const staleId = await gw.asked();
+    assert.equal(gw.cp.approvals.get(staleId).action.scriptPreview, undefined, 'no content shown that the plan is not of');
+    await gw.approve(staleId);
+    const answer = await stale;
+    assert.equal(answer.ok, false);
+    assert.match(answer.error?.message ?? '', /the script x\.sh changed since it was approved/);
   });
 });

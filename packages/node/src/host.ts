@@ -7,7 +7,7 @@ import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type Mount, type PlanOptions, type SandboxPlan } from '@corral/contain';
-import { actionDigest, canonicalRun, GatewayClient, GatewayError, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type RunRequest, type WireError } from '@corral/gateway';
+import { actionDigest, canonicalRun, GatewayClient, GatewayError, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, SCRIPT_PREVIEW_CAP, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type RunRequest, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
@@ -15,7 +15,7 @@ import { FIRST_BACKOFF_MS, jitteredWait, nextCeiling } from './backoff.ts';
 import { OutputHead } from './output-head.ts';
 import { planText, refuseOtherPlan } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
-import { approvedContent, planOperand, snapshotOperand, type FileOperand } from './file-operand.ts';
+import { approvedContent, planOperand, previewOfBound, snapshotOperand, type BoundFile, type FileOperand } from './file-operand.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { TakenReceipts } from './taken-receipts.ts';
 import { NodeError } from './errors.ts';
@@ -384,7 +384,7 @@ export class NodeHost {
           client: { id: 'node-host', mode: 'node', displayName: this.#options.name ?? 'corral-node', version: '0.1.0', platform: process.platform },
           commands: NODE_COMMANDS,
           // Holds a governed run until the Corral gateway releases it (other gateways never ask).
-          caps: [INVOKE_RELEASE_EVENT],
+          caps: [INVOKE_RELEASE_EVENT, SCRIPT_PREVIEW_CAP],
           minProtocol: 3,
           maxProtocol: 4,
         });
@@ -578,10 +578,12 @@ export class NodeHost {
     const commandText = planText(run.argv, params.rawCommand);
     const { security, ask } = this.#policyNow().defaults;
     // One the agent's sandbox would open as another file by that word (or not at all) is refused now, unread, before anyone is asked about it.
-    const operand = snapshotOperand(run.argv, run.cwd, () => this.#mountsFor(agentId, run.cwd));
+    const bound = snapshotOperand(run.argv, run.cwd, () => this.#mountsFor(agentId, run.cwd));
     return {
       // No operand is no member at all: upstream's gateway takes a plan whose mutableFileOperand is null as no plan, and its exec fails.
-      plan: { argv: run.argv, cwd: run.cwd, commandText, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null, ...(operand !== null ? { mutableFileOperand: operand } : {}) },
+      plan: { argv: run.argv, cwd: run.cwd, commandText, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null, ...(bound !== null ? { mutableFileOperand: bound.operand } : {}) },
+      // Only a Corral gateway asks (SCRIPT_PREVIEW_CAP): what its approvers read of the script, from the bytes hashed.
+      ...(bound?.preview !== undefined && params.scriptPreview === true ? { scriptPreview: bound.preview } : {}),
       execPolicy: { security, ask: ask ?? 'off' },
       // Corral grants come from its own policy and approvals, never from upstream's allow-always.
       allowAlwaysCoverage: { complete: false, patterns: [] },
@@ -724,7 +726,7 @@ export class NodeHost {
       // Its own policy asking a human, the node has the control plane ask one (which makes an allow an ask, never looser).
       const askHuman = local.rule === 'approval-required' ? local.reason : undefined;
       if (this.#governed()) {
-        authorization = await this.#authorizeUnlessCancelled(run, agent, timeoutMs, askHuman, cancelled, operand ?? offeredOperand(run, plan.mounts));
+        authorization = await this.#authorizeUnlessCancelled(run, agent, timeoutMs, askHuman, cancelled, operand !== null ? { operand, preview: previewOfBound(operand) } : offeredOperand(run, plan.mounts));
         if (authorization.bound) operand = authorization.bound;
         // Checked here, not inside #authorize: a receipt the node does not take is its refusal of a run allowed, reported as such.
         if (authorization.approval) receipt = await this.#checkReceipt(authorization.approval.receipt, authorization.approval.params, authorization.runId);
@@ -883,15 +885,15 @@ export class NodeHost {
    * receipt, for exactly this run: the caller checks it (#checkReceipt)
    * before anything runs, once it holds the authorization its report needs.
    */
-  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined, offered: FileOperand | null): Promise<Authorization> {
+  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined, offered: BoundFile | null): Promise<Authorization> {
     try {
       const client = await this.#controlPlane();
       const params = { command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env };
-      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(askHuman ? { askHuman } : {}), ...(offered ? { mutableFileOperand: offered } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; runId?: unknown; digest?: string; approvalId?: unknown; approvalReceipt?: unknown; mutableFileOperand?: unknown };
+      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(askHuman ? { askHuman } : {}), ...(offered ? { mutableFileOperand: offered.operand, ...(offered.preview ? { scriptPreview: offered.preview } : {}) } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; runId?: unknown; digest?: string; approvalId?: unknown; approvalReceipt?: unknown; mutableFileOperand?: unknown };
       if (answer.decision !== 'allow' || typeof answer.digest !== 'string' || typeof answer.runId !== 'string') throw new NodeError('NODE_RUN_DENIED', `control plane answered ${typeof answer.decision === 'string' ? answer.decision.slice(0, 40) : 'without a decision'}`);
       // An allow is for what it names by its digest: one on another run, agent or node (another request's answer) allows nothing here.
       // Bound to the script the node offered, it is of that content, which is then what runs; bound to any other, it allows nothing.
-      const bound = offered !== null && answer.mutableFileOperand !== undefined ? offered : undefined;
+      const bound = offered !== null && answer.mutableFileOperand !== undefined ? offered.operand : undefined;
       if (answer.digest !== decisionDigest(params, mapped, this.device.deviceId, bound)) throw new NodeError('NODE_RUN_DENIED', 'control plane answered with its decision on another run');
       const decided = { runId: answer.runId, digest: answer.digest, ...(bound ? { bound } : {}) };
       if (answer.approvalId === undefined && answer.approvalReceipt === undefined) return decided;
@@ -911,7 +913,7 @@ export class NodeHost {
    * holds the run's place after that. An allow that comes later is reported
    * as a run not made. Throws NODE_RUN_DENIED.
    */
-  async #authorizeUnlessCancelled(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined, cancelled: AbortSignal, offered: FileOperand | null): Promise<Authorization> {
+  async #authorizeUnlessCancelled(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined, cancelled: AbortSignal, offered: BoundFile | null): Promise<Authorization> {
     const asking = this.#authorize(run, mapped, timeoutMs, askHuman, offered);
     const refusal = new NodeError('NODE_RUN_DENIED', NOT_RUN_CANCELLED);
     const given = Promise.withResolvers<never>();
@@ -1133,7 +1135,7 @@ function decisionDigest(params: RunRequest, agent: string | undefined, nodeId: s
 }
 
 /**
- * The script file a run runs, read now, offered to the control plane with
+ * The script file a run runs, read now (and what approvers are shown of it), offered to the control plane with
  * the run (corral.run.authorize): should it ask a human, the approval is of
  * that content, and that content is what runs. Null for a run of no one
  * script file, or of one the node cannot bind (missing, a FIFO, too large,
@@ -1141,7 +1143,7 @@ function decisionDigest(params: RunRequest, agent: string | undefined, nodeId: s
  * word): a human is then not asked about it at all (the control plane
  * refuses it).
  */
-function offeredOperand(run: { argv: string[]; cwd: string | null }, mounts: readonly Mount[]): FileOperand | null {
+function offeredOperand(run: { argv: string[]; cwd: string | null }, mounts: readonly Mount[]): BoundFile | null {
   try {
     return snapshotOperand(run.argv, run.cwd, () => mounts);
   } catch (error) {

@@ -17,6 +17,7 @@ import type { AuditEventInput } from '@corral/audit';
 import type { Decider } from '@corral/policy';
 import { answeredByGrant, grantApprovalId, grantRevokedEvent, takeOutWithdrawnGrants, type GrantAddition, type GrantWithdrawal, type PolicyGrants } from '../approvals/grants.ts';
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
+import { SCRIPT_PREVIEW_CAP, scriptPreviewOf } from '../approvals/script-preview.ts';
 import { shownAction, tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision, type ResolveOptions } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
 import { codeOf } from '../http/policy-control.ts';
@@ -518,14 +519,14 @@ export class NodeInvoker {
         await this.#assertPaired(connection, peer.deviceId!);
         // Each is decided and recorded: a node asking faster than its budget is refused, nothing decided.
         if (!this.nodeAudit.admit(peer.deviceId!, 'corral.run.authorize')) throw rateLimited('too many runs asked for by this node');
-        const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown; mutableFileOperand?: unknown };
+        const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown; mutableFileOperand?: unknown; scriptPreview?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
         const { principal, stands } = typeof p.agentId === 'string' && p.agentId !== '' ? await this.#claimedAgent(p.agentId, peer.deviceId!, command) : { principal: { type: 'Node', id: peer.deviceId! } satisfies PrincipalRef, stands: () => true };
         const decided = await this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
         // The node's own policy asks a human for this run (it can only make the decision stricter).
         const asked = typeof p.askHuman === 'string' ? askedByNode(decided, p.askHuman) : decided;
         // Asked of a human, a run of one script is approved for what the file held when the node read it to ask.
-        const assessed = asked.verdict.decision === 'ask' && command === 'system.run' ? await this.#boundByAskingNode(principal, peer.deviceId!, command, asked, p.mutableFileOperand) : asked;
+        const assessed = asked.verdict.decision === 'ask' && command === 'system.run' ? await this.#boundByAskingNode(principal, peer.deviceId!, command, asked, p.mutableFileOperand, p.scriptPreview) : asked;
         const authorized = await this.#authorize(principal, peer.deviceId!, command, assessed, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined), connection, stands);
         // This node runs as soon as it reads the answer: the decision must be durable first.
         if (authorized.unrecorded) await this.#audit(authorized.unrecorded);
@@ -705,7 +706,7 @@ export class NodeInvoker {
       const operand = assessed.operand;
       if (governance.kind === 'run' && approved && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && commands.includes('system.run.prepare')) {
         await unlessWithdrawn();
-        const plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs, caller);
+        const { plan } = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs, caller);
         waited = true;
         // Prepared again now, the script must be the one approved, as it was: else its new content is refused here, unsent.
         if (operand !== undefined && !sameOperand(boundOperand(plan.mutableFileOperand, operand.argvIndex), operand)) {
@@ -1042,8 +1043,10 @@ export class NodeInvoker {
    * `printf` may become `/usr/bin/printf`, a path must stay that path), the
    * working directory decided on, or the node's own when none was given.
    */
-  async #preparedPlan(connection: Connection, nodeId: string, forward: Record<string, unknown>, timeoutMs: number, caller: Connection): Promise<PreparedPlan> {
-    const { env: _env, ...prepare } = forward;
+  async #preparedPlan(connection: Connection, nodeId: string, forward: Record<string, unknown>, timeoutMs: number, caller: Connection): Promise<{ plan: PreparedPlan; scriptPreview: unknown }> {
+    const { env: _env, ...asked } = forward;
+    // A node that says it can is asked for what approvers read of the script it binds (upstream's would refuse the field).
+    const prepare = connection.peer!.caps.includes(SCRIPT_PREVIEW_CAP) ? { ...asked, scriptPreview: true } : asked;
     const prepareId = randomUUID();
     const left = this.#whenGone(caller);
     let result: InvokeResult | typeof CALLER_LEFT;
@@ -1057,7 +1060,8 @@ export class NodeInvoker {
       this.#stopWaiting(prepareId);
       throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
     }
-    const plan = ((result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON)) as { plan?: PreparedPlan } | undefined)?.plan;
+    const answer = (result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON)) as { plan?: PreparedPlan; scriptPreview?: unknown } | undefined;
+    const plan = answer?.plan;
     if (!result.ok || !plan) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: `the node did not prepare the run: ${result.error?.message ?? 'no plan'}` });
     const argv = forward.command as string[];
     const program = argv[0]!;
@@ -1067,7 +1071,7 @@ export class NodeInvoker {
     if (!sameArgs || !sameCwd || typeof plan.commandText !== 'string') {
       throw wire('GATEWAY_POLICY_DENIED', { code: 'INVALID_REQUEST', message: 'SYSTEM_RUN_DENIED: the node prepared another command than the one approved', details: { code: 'SYSTEM_RUN_DENIED' } });
     }
-    return plan;
+    return { plan, scriptPreview: answer?.scriptPreview };
   }
 
   /**
@@ -1095,14 +1099,14 @@ export class NodeInvoker {
     // Read again: the decision may have waited for a set being compiled.
     const { connection, commands } = this.#routeFor(nodeId, command);
     if (!commands.includes('system.run.prepare')) return this.#refuseUnbound(principal, nodeId, command, assessed, 'the node does not serve system.run.prepare');
-    let plan: PreparedPlan;
+    let prepared: { plan: PreparedPlan; scriptPreview: unknown };
     try {
-      plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs, caller);
+      prepared = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs, caller);
     } catch (error) {
       if (error instanceof GatewayError && error.code === 'GATEWAY_CONNECTION_CLOSED' && caller.phase === 'closed') throw error;
       return this.#refuseUnbound(principal, nodeId, command, assessed, error instanceof GatewayError ? error.message : 'the node did not prepare the run');
     }
-    return this.#bindScript(principal, nodeId, command, assessed, plan.mutableFileOperand, argvIndex);
+    return this.#bindScript(principal, nodeId, command, assessed, prepared.plan.mutableFileOperand, argvIndex, prepared.scriptPreview);
   }
 
   /**
@@ -1112,19 +1116,23 @@ export class NodeInvoker {
    * is the one that will run it. A node that sent none for a run of one
    * script has the run refused when a human is to be asked.
    */
-  async #boundByAskingNode(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, given: unknown): Promise<Assessed> {
+  async #boundByAskingNode(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, given: unknown, preview: unknown): Promise<Assessed> {
     const argvIndex = scriptWord(assessed);
-    return argvIndex === undefined ? assessed : this.#bindScript(principal, nodeId, command, assessed, given, argvIndex);
+    return argvIndex === undefined ? assessed : this.#bindScript(principal, nodeId, command, assessed, given, argvIndex, preview);
   }
 
-  /** `assessed` bound to the file its node bound at word `argvIndex` (`given`, unchecked): its digest, decided again by it, shown and recorded with it. */
-  async #bindScript(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, given: unknown, argvIndex: number): Promise<Assessed> {
+  /**
+   * `assessed` bound to the file its node bound at word `argvIndex` (`given`, unchecked): its digest, decided again by it, shown
+   * and recorded with it; approvers are also shown what the node says the file holds (`preview`, scriptPreviewOf), which no digest covers.
+   */
+  async #bindScript(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, given: unknown, argvIndex: number, preview: unknown): Promise<Assessed> {
     const run = assessed.run!;
     const operand = boundOperand(given, argvIndex);
     if (operand === undefined) return this.#refuseUnbound(principal, nodeId, command, assessed, `the node bound no file at word ${argvIndex} of the run`);
     const digest = actionDigest({ principal: `${principal.type}::${principal.id}`, nodeId, command, run, operand });
     const decideAgain = async () => (this.#options.decider ? decideRun(await this.#deciderNow(this.#options.decider), principal, run, { node: nodeId, digest }) : NO_POLICY);
-    return { ...assessed, digest, decideAgain, operand, subject: { ...assessed.subject, mutableFileOperand: operand }, auditDetails: { ...assessed.auditDetails, mutableFileOperand: operand } };
+    const scriptPreview = scriptPreviewOf(preview);
+    return { ...assessed, digest, decideAgain, operand, subject: { ...assessed.subject, mutableFileOperand: operand, ...(scriptPreview ? { scriptPreview } : {}) }, auditDetails: { ...assessed.auditDetails, mutableFileOperand: operand } };
   }
 
   /** Refuses a run of one script that cannot be bound to its approval, on a deny record of its decision saying `why`. */

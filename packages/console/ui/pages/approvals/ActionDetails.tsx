@@ -1,6 +1,6 @@
 import type { ApprovalAction } from '../../api/types.ts';
 import { formatMoney, lookAlikes, oddSpaces, shortHash, visible } from '../../format.ts';
-import { boundScriptOf, chained, envNames, paymentOf } from './action.ts';
+import { boundScriptOf, chained, envNames, paymentOf, scriptLines, type BoundScript } from './action.ts';
 
 /**
  * Each field of the action an agent or node chose that does not read as what
@@ -26,6 +26,37 @@ function LookAlikes({ fields }: { fields: Array<[string, string | null | undefin
         ))}
       </ul>
     </div>
+  );
+}
+
+/**
+ * What the script an approval binds holds, as its node read it to hash it: folded until the approver opens it (a
+ * script may run to thousands of lines), each line numbered and spelled out (scriptLines); what the node did not
+ * send, or sent as no text, is said instead.
+ */
+function ScriptText({ preview }: { preview: BoundScript['preview'] }) {
+  if (!preview) return <div className="muted">Its node sent no copy of it to read here: read it on the node before approving.</div>;
+  if (preview.text === undefined) return <div className="muted">It is not text ({preview.bytes.toLocaleString()} bytes): not shown.</div>;
+  const lines = scriptLines(preview.text);
+  // Its spaces show in a fixed-width font, unlike a field's; a letter passing for another does not.
+  const beyondAscii = lookAlikes(preview.text);
+  return (
+    <details className="script-text">
+      <summary>
+        Read it: {lines.length.toLocaleString()} line{lines.length === 1 ? '' : 's'}, {preview.bytes.toLocaleString()} bytes
+        {preview.truncated && ' (only the first 64 KiB are shown)'}
+      </summary>
+      {beyondAscii.length > 0 && <div className="error look-alikes">Letters beyond ASCII in it, which can pass for others: {beyondAscii.join(', ')}</div>}
+      <pre>
+        {lines.map((line, i) => (
+          <span key={i} className="line">
+            <span className="line-number">{i + 1}</span>
+            {line}
+            {'\n'}
+          </span>
+        ))}
+      </pre>
+    </details>
   );
 }
 
@@ -106,6 +137,7 @@ export function ActionDetails({ action }: { action: ApprovalAction }) {
                 sha256:{shortHash(script.sha256)}
               </span>
               <span className="muted"> — approved for what it holds now; changed, it is asked for again</span>
+              <ScriptText preview={script.preview} />
             </dd>
           </>
         )}

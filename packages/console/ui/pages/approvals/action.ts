@@ -69,6 +69,11 @@ export interface BoundScript {
   path: string;
   /** SHA-256 of what the file held when the approval was asked for, 64 hex digits. */
   sha256: string;
+  /**
+   * What the node read it to hold (action.scriptPreview): its size, whether only its first 64 KiB are here, and those as
+   * text — none when they are no text; no preview at all from an upstream node or an older gateway.
+   */
+  preview?: { bytes: number; truncated: boolean; text?: string };
 }
 
 /** The action's bound script when the gateway sent one in the shape it has: absent from a run that binds no file, and from older gateways. */
@@ -76,7 +81,27 @@ export function boundScriptOf(action: ApprovalAction): BoundScript | undefined {
   const operand = action.mutableFileOperand;
   if (operand === null || typeof operand !== 'object') return undefined;
   const { path, sha256 } = operand as Record<string, unknown>;
-  return typeof path === 'string' && typeof sha256 === 'string' && /^[0-9a-f]{64}$/.test(sha256) ? { path, sha256 } : undefined;
+  if (typeof path !== 'string' || typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) return undefined;
+  const preview = previewOf(action.scriptPreview);
+  return { path, sha256, ...(preview ? { preview } : {}) };
+}
+
+function previewOf(given: unknown): BoundScript['preview'] {
+  if (given === null || typeof given !== 'object') return undefined;
+  const { bytes, truncated, text } = given as Record<string, unknown>;
+  if (typeof bytes !== 'number' || typeof truncated !== 'boolean' || (text !== undefined && typeof text !== 'string')) return undefined;
+  return { bytes, truncated, ...(typeof text === 'string' ? { text } : {}) };
+}
+
+/**
+ * A script's text as an approver must read it, line by line: each line through visible() (a carriage return, a
+ * bidirectional override, a zero-width character spelled out), its tabs kept as the indentation they are.
+ */
+export function scriptLines(text: string): string[] {
+  const lines = text.split('\n');
+  // A file's last line break ends its last line: no empty line after it.
+  if (lines.length > 1 && lines.at(-1) === '') lines.pop();
+  return lines.map((line) => line.split('\t').map(visible).join('\t'));
 }
 
 /** Environment variable names only, whether the gateway sends a list or an object. */
