@@ -50,7 +50,7 @@ describe('corral approvals for a command that runs code its argv does not show',
     const lines = result.stdout.trimEnd().split('\n');
     const at = lines.findIndex((l) => l.startsWith(ids.deploy));
     assert.deepEqual(lines.slice(at + 1, at + 3), [
-      `  script /srv/deploy.sh sha256:${'a'.repeat(12)} (approved for what it holds now; changed, it is asked again)`,
+      `  script /srv/deploy.sh sha256:${'a'.repeat(12)} (approved for what it holds now; changed, it is asked again; corral approvals show prints it)`,
       '  ! runs code from the script above: --always allows it again only while the script holds this content',
     ]);
   });

@@ -69,9 +69,52 @@ describe('corral approvals list, for a run of a script its approval is bound to 
       assert.equal(result.code, 0, result.stderr);
       const lines = result.stdout.trimEnd().split('\n');
       const at = lines.findIndex((l) => l.startsWith(id));
-      assert.ok(lines.slice(at + 1).includes('  script /srv/app/build.py sha256:abababababab (approved for what it holds now; changed, it is asked again)'), result.stdout);
+      assert.ok(lines.slice(at + 1).includes('  script /srv/app/build.py sha256:abababababab (approved for what it holds now; changed, it is asked again; corral approvals show prints it)'), result.stdout);
     } finally {
       rmSync(bound, { recursive: true, force: true });
     }
+  });
+});
+
+describe('corral approvals show, for a run of a script its approval is bound to by content', () => {
+  /** One approval of `python3 build.py` bound to build.py, with what its node sent of it (`scriptPreview`), in a fresh state directory. */
+  async function shown(scriptPreview: unknown, ...args: string[]) {
+    const dir = tempStateDir();
+    try {
+      const db = openGatewayDb(dir);
+      let id: string;
+      try {
+        const action = { principal: 'Agent::deployer', argv: ['python3', 'build.py'], cwd: '/srv/app', mutableFileOperand: { argvIndex: 1, path: '/srv/app/build.py', sha256: 'ab'.repeat(32) }, ...(scriptPreview !== undefined ? { scriptPreview } : {}) };
+        id = new ApprovalStore(db).create({ digest: 'b'.repeat(64), action, quorum: 1 }).id;
+      } finally {
+        db.close();
+      }
+      return { id, ...(await corral(['--state-dir', dir, 'approvals', 'show', id, ...args])) };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('prints what the script holds under the approval, each line numbered, escape sequences spelled out and tabs kept (regression: a CLI approver saw a path and a hash of a script they could not read)', async () => {
+    const result = await shown({ bytes: 46, truncated: false, text: 'import os\n\tprint("\u001b[2Jcleared")\nos.exit(0)\n' });
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.trimEnd().split('\n');
+    assert.equal(lines[0]!.split(' ')[0], 'ID');
+    assert.ok(lines[1]!.startsWith(result.id));
+    assert.deepEqual(lines.slice(lines.indexOf('  the script holds (3 lines, 46 bytes):')), ['  the script holds (3 lines, 46 bytes):', '  1 | import os', '  2 | \tprint("\\u001b[2Jcleared")', '  3 | os.exit(0)']);
+  });
+
+  it('says when only the first 64 KiB are shown, when the script is no text, and when its node sent none; --json gives the approval with it', async () => {
+    assert.match((await shown({ bytes: 70000, truncated: true, text: 'x\n' })).stdout, /^ {2}the script holds \(1 line, 70000 bytes; only the first 65536 bytes are shown\):\n {2}1 \| x$/m);
+    assert.match((await shown({ bytes: 9, truncated: false })).stdout, /^ {2}the script is not text \(9 bytes\): not shown$/m);
+    assert.match((await shown(undefined)).stdout, /^ {2}its node sent no copy of the script: read it on the node before approving$/m);
+    const json = await shown({ bytes: 2, truncated: false, text: 'x\n' }, '--json');
+    assert.deepEqual((JSON.parse(json.stdout) as { action: { scriptPreview: unknown } }).action.scriptPreview, { bytes: 2, truncated: false, text: 'x\n' });
+  });
+
+  it('refuses an id that names no approval (exit 2), saying where the ids are', async () => {
+    const result = await corral(['--state-dir', state, 'approvals', 'show', 'no-such-id']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /corral approvals list --all shows the id of every approval/);
   });
 });

@@ -103,7 +103,7 @@ function describe(a: Approval): string {
     lines.push(`  env ${values.map((v) => printable(`${v.name} sha256:${v.sha256} (${v.bytes} bytes)`)).join(', ')}`);
   }
   const script = boundScript(a.action.mutableFileOperand);
-  if (script !== undefined) lines.push(`  script ${printable(script.path)} sha256:${script.sha256.slice(0, 12)} (approved for what it holds now; changed, it is asked again)`);
+  if (script !== undefined) lines.push(`  script ${printable(script.path)} sha256:${script.sha256.slice(0, 12)} (approved for what it holds now; changed, it is asked again; corral approvals show prints it)`);
   const runs = runsCodeReason(a.action.runsCode);
   if (runs !== undefined && a.action.allowAlways === true && script !== undefined) lines.push('  ! runs code from the script above: --always allows it again only while the script holds this content');
   else if (runs !== undefined) lines.push(`  ! runs code Corral cannot see: ${printable(runs)}; approve it only once (--always is refused)`);
@@ -141,6 +141,27 @@ function* shownApprovals(store: ApprovalStore, shown: (a: Approval) => Approval,
     for (const approval of page.approvals) yield shown(approval);
     after = page.nextAfter ?? undefined;
   } while (after !== undefined);
+}
+
+/**
+ * What the script an approval binds holds, as its node read it to hash it
+ * (the gateway's action.scriptPreview), for `corral approvals show`: a
+ * line saying how much of it there is, then each line numbered and made
+ * printable, its tabs kept; or a line saying it is no text, or that its
+ * node sent none (then it is read on the node).
+ */
+function scriptText(action: Approval['action']): string[] {
+  const preview = action.scriptPreview as { bytes?: unknown; truncated?: unknown; text?: unknown } | undefined;
+  if (preview === null || typeof preview !== 'object' || typeof preview.bytes !== 'number') return ['  its node sent no copy of the script: read it on the node before approving'];
+  if (typeof preview.text !== 'string') return [`  the script is not text (${preview.bytes} bytes): not shown`];
+  const lines = preview.text.split('\n');
+  // A file's last line break ends its last line: no empty line after it.
+  if (lines.length > 1 && lines.at(-1) === '') lines.pop();
+  const width = String(lines.length).length;
+  return [
+    `  the script holds (${lines.length} line${lines.length === 1 ? '' : 's'}, ${preview.bytes} bytes${preview.truncated === true ? '; only the first 65536 bytes are shown' : ''}):`,
+    ...lines.map((line, i) => `  ${String(i + 1).padStart(width)} | ${line.split('\t').map(printable).join('\t')}`),
+  ];
 }
 
 /** The script file a run's approval is bound to by content (the gateway's action.mutableFileOperand), when it has one. */
@@ -207,7 +228,7 @@ export async function revokeWithdrawnGrants(dir: string, ids: readonly string[],
   return takeOutWithdrawnGrants(ids, by, remove, async (events) => (await recordIdentityEvents(dir, events)).map(() => undefined));
 }
 
-/** `corral approvals list|approve ID|deny ID|withdraw ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */
+/** `corral approvals list|show ID|approve ID|deny ID|withdraw ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */
 export function registerApprovals(program: Command): void {
   const approvals = program.command('approvals').description('approval requests for governed actions (node commands), bound to the exact action');
   approvals
@@ -217,6 +238,18 @@ export function registerApprovals(program: Command): void {
     .option('--json', 'print a JSON array')
     .action(async (opts: { all?: boolean; json?: boolean }, command: Command) => {
       await withApprovals(command, (store) => printAll(store, opts));
+    });
+  approvals
+    .command('show')
+    .description('one approval as the listing shows it, and what the script it binds holds, line by line, as its node read it')
+    .argument('<id>', 'the approval id')
+    .option('--json', 'print the approval as JSON')
+    .action(async (id: string, opts: { json?: boolean }, command: Command) => {
+      const { ApprovalStore } = await import('@corral/gateway');
+      const shown = ApprovalStore.shown(await withApprovals(command, (store) => store.get(id)));
+      if (opts.json) return printJson(shown);
+      const script = boundScript(shown.action.mutableFileOperand) !== undefined ? scriptText(shown.action) : [];
+      process.stdout.write(`${HEADER}${[describe(shown), ...script].join('\n')}\n`);
     });
   const DESCRIPTION = {
     approve: 'allow the action once (or always, with --always); counts toward its quorum',
