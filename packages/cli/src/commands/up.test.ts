@@ -63,6 +63,15 @@ describe('corral up', { timeout: 300_000 }, () => {
       assert.deepEqual([status.nodes.connected, status.nodes.paired, status.agents.active], [1, 1, 1]);
     });
 
+    it('answers GET /metrics to the scrape token corral gateway metrics-token prints, and nothing else to it (regression: corral up was scraped with the gateway token only)', async () => {
+      const printed = await corral(['--state-dir', state, 'gateway', 'metrics-token']);
+      const scrape = printed.stdout.trim();
+      const metrics = await fetch(`${url}metrics`, { headers: { authorization: `Bearer ${scrape}` } });
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /^corral_nodes_connected 1$/m);
+      assert.equal((await fetch(`${url}api/status`, { headers: { authorization: `Bearer ${scrape}` } })).status, 401);
+    });
+
     it('shows progress on stderr, as plain lines when stderr is not a terminal', () => {
       assert.match(upProcess.stderr(), /^corral: ok: gateway \(ws:\/\/127\.0\.0\.1:\d+\)/m);
       assert.match(upProcess.stderr(), /^corral: ok: node paired and connected/m);

@@ -15,7 +15,7 @@ import type { OpenClaw } from './openclaw.ts';
 import { EXIT } from '../exit-codes.ts';
 import { shownNodeId } from '../node-id.ts';
 import { CliFailure, printJson, printSecret } from '../output.ts';
-import { gatewayToken, optionRefusal, policiesRefusal } from '../commands/gateway.ts';
+import { gatewayToken, metricsToken, optionRefusal, policiesRefusal } from '../commands/gateway.ts';
 import { fileDestination, gatewayLog } from '../gateway-log.ts';
 import { ADMIN_USERNAME, ensureAdmin, NO_ADMINISTRATOR } from './admin.ts';
 import { AutoPairing, UP_ACTOR } from './auto-pairing.ts';
@@ -192,7 +192,8 @@ async function startGateway(dir: string, options: UpOptions, token: string, cons
   const { Gateway } = await import('@corral/gateway');
   const log = gatewayLog(fileDestination(join(dir, GATEWAY_LOG_FILE)));
   try {
-    return await Gateway.start({ stateDir: dir, token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}), ...(options.oidc ? { oidc: options.oidc } : {}), ...options.reverseProxy, log });
+    // A scraper reads GET /metrics with the scrape token (`corral gateway metrics-token`), never the gateway's own.
+    return await Gateway.start({ stateDir: dir, token, metricsToken: metricsToken(dir).token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}), ...(options.oidc ? { oidc: options.oidc } : {}), ...options.reverseProxy, log });
   } catch (error) {
     throw optionRefusal(error) ?? error;
   }
