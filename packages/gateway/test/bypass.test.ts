@@ -40,8 +40,6 @@ const BYPASSES: Array<[string, string[]]> = [
   ['npx', ['npx', 'rm', '-rf', '/tmp/victim']],
   ['docker exec', ['docker', 'exec', 'app', 'rm', '-rf', '/tmp/victim']],
   ['npm init PKG, which runs create-PKG', ['npm', 'init', 'vite']],
-  ['yarn CMD, a first word none of its commands', ['yarn', 'rm', '-rf', '/tmp/victim']],
-  ['yarn run CMD', ['yarn', 'run', 'rm', '-rf', '/tmp/victim']],
   ['yarn create PKG', ['yarn', 'create', 'vite']],
   ['bun CMD, a first word none of its commands', ['bun', 'touch', '/tmp/victim']],
   ['bun run CMD', ['bun', 'run', 'rm', '-rf', '/tmp/victim']],

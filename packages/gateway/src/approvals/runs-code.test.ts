@@ -274,7 +274,7 @@ describe('runsCode: the table of programs that run code their argv does not show
       [['make'], 'recipes'], [['make', '-j8', 'all'], 'recipes'], [['gmake', '-C', 'src'], 'recipes'], [['just', 'deploy'], 'recipes'], [['rake', 'db:migrate'], 'recipes'], [['ninja', '-C', 'out'], 'recipes'],
       [['gradle', 'build'], 'recipes'], [['mvn', 'package'], 'recipes'], [['ant'], 'recipes'], [['scons'], 'recipes'], [['sbt', 'test'], 'recipes'], [['bazel', 'run', '//x'], 'recipes'], [['cargo', 'build'], 'recipes'], [['pytest', '-q'], 'recipes'], [['tox'], 'recipes'], [['nox'], 'recipes'],
       [['npm', 'test'], 'test'], [['npm', 'run', 'build'], 'run'], [['npm', '--prefix', 'app', 'start'], 'start'], [['npm', 't'], 't'], [['npm', 'run-script', 'lint'], 'run-script'],
-      [['yarn', 'build'], 'script'], [['yarn', 'run', 'build'], 'run'], [['yarn', 'test'], 'test'], [['pnpm', 'build'], 'script'], [['pnpm', 'run', 'build'], 'run'],
+      [['yarn', 'build'], 'script'], [['yarn', 'run', 'build'], 'run'], [['yarn', 'test'], 'script'], [['pnpm', 'build'], 'script'], [['pnpm', 'run', 'build'], 'run'],
       [['node', '--run', 'build'], '--run'], [['node', '--test'], '--test'], [['php', '-S', 'localhost:8000'], '-S'], [['php', '-f', 'x.php'], '-f'], [['python3', '-m', 'http.server'], '-m'],
       [['deno', 'run', '--allow-read', 'main.ts'], 'run'], [['deno', 'test'], 'test'], [['deno', 'task', 'build'], 'task'], [['bun', 'run', 'build'], 'run'], [['bun', 'test'], 'test'], [['bun', 'x.ts'], 'script'],
       [['go', 'run', '.'], 'run'], [['go', 'test', './...'], 'test'], [['go', 'generate'], 'generate'],

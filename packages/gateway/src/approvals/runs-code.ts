@@ -188,6 +188,12 @@ const EXITS = ['--version', '--help', '-h', '-V', '-v'];
 const NPM_SCRIPTS = ['run', 'run-script', 'rum', 'urn', 'rr', 'test', 't', 'tst', 'start', 'stop', 'restart', 'install-test', 'it', 'install-ci-test', 'cit'];
 /** pnpm's and yarn's commands that run none of the project's scripts: any other first operand is a script's name (`yarn build`). */
 const PACKAGE_BUILTINS = new Set(['remove', 'rm', 'why', 'info', 'list', 'ls', 'outdated', 'config', 'cache', 'init', 'login', 'logout', 'audit', 'unlink', 'store', 'licenses', 'version', 'versions', 'help', 'bin', 'root', 'prune', 'dedupe', 'fetch', 'setup', 'env', 'dlx', 'create']);
+/**
+ * yarn's own commands (yarn 1's and yarn 2 and later's). Any other first word
+ * runs the package.json script of that name, else a program of the
+ * project's dependencies (node_modules/.bin), as `yarn run` does.
+ */
+const YARN_COMMANDS: ReadonlySet<string> = new Set(['access', 'add', 'audit', 'autoclean', 'bin', 'cache', 'check', 'config', 'constraints', 'dedupe', 'explain', 'generate-lock-entry', 'global', 'help', 'import', 'info', 'init', 'install', 'licenses', 'link', 'list', 'login', 'logout', 'npm', 'outdated', 'owner', 'pack', 'patch', 'patch-commit', 'plugin', 'policies', 'publish', 'rebuild', 'remove', 'search', 'set', 'stage', 'tag', 'team', 'unlink', 'unplug', 'up', 'upgrade', 'upgrade-interactive', 'version', 'versions', 'why', '--version', '-v', '--help', '-h']);
 /** npm's commands that run the lifecycle scripts of what they install, or of the project (`npm pack`: prepack, prepare), and their aliases. */
 const NPM_INSTALLS: Installs = { commands: new Set(['install', 'i', 'in', 'ins', 'inst', 'insta', 'instal', 'isnt', 'isnta', 'isntal', 'isntall', 'add', 'ci', 'clean-install', 'ic', 'install-clean', 'isntall-clean', 'update', 'up', 'upgrade', 'udpate', 'rebuild', 'rb', 'link', 'ln', 'pack', 'publish']), unless: ['--ignore-scripts'] };
 /** pnpm's and yarn's (yarn given no command installs). */
@@ -277,7 +283,8 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   // Their scripts are package.json's, in the working directory: `npm test`, `npm run build`, `yarn build`.
   ['npm', { kind: 'subcommand', subcommands: new Set(['exec', 'x', ...NPM_SCRIPTS]), installs: NPM_INSTALLS, reason: projectScripts('package.json') }],
   ['pnpm', { kind: 'subcommand', subcommands: new Set(['dlx', 'exec', ...NPM_SCRIPTS]), builtins: PACKAGE_BUILTINS, installs: PACKAGE_INSTALLS, reason: projectScripts('package.json') }],
-  ['yarn', { kind: 'subcommand', subcommands: new Set(['dlx', 'exec', ...NPM_SCRIPTS]), builtins: PACKAGE_BUILTINS, installs: { ...PACKAGE_INSTALLS, bare: true }, reason: projectScripts('package.json') }],
+  // yarn's scripts are run by their name (`yarn test`, a first word none of its commands) or `yarn run`, else a dependency's program of that name; yarnpkg is Debian's name for it.
+  ...names(['yarn', 'yarnpkg'], { kind: 'subcommand', subcommands: new Set(['dlx', 'exec', 'run']), builtins: YARN_COMMANDS, installs: { ...PACKAGE_INSTALLS, bare: true }, reason: projectScripts('package.json', "else a dependency's program") }),
   // composer's scripts are composer.json's (`composer test`); its install commands run them unless given --no-scripts.
   ['composer', {
     kind: 'subcommand',
@@ -349,11 +356,15 @@ function packageRunner(program: string, via: string): string {
   return `${program} ${via} runs a package it may fetch, whose code can change between runs; ${SEE_NOT}`;
 }
 
-/** npm, pnpm, yarn, composer: a package they may fetch (`npm exec`, `yarn dlx`), or a script of `file` (`npm test`, `yarn build`: via `script`). */
-function projectScripts(file: string): (program: string, via: string) => string {
+/**
+ * npm, pnpm, yarn, composer: a package they may fetch (`npm exec`, `yarn dlx`), or a script of `file` (`npm test`,
+ * `yarn build`: via `script`), `otherwise` what runs when it has no script of that name (yarn's dependencies' programs).
+ */
+function projectScripts(file: string, otherwise?: string): (program: string, via: string) => string {
   return (program, via) => {
     if (via !== 'script' && !NPM_SCRIPTS.includes(via)) return packageRunner(program, via);
-    return `${program} ${via === 'script' ? 'runs a script' : `${via} runs the scripts`} of ${file} in its working directory; what it does is what ${file} holds when it runs: ${ONCE}`;
+    const runs = `${program} ${via === 'script' ? 'runs a script' : `${via} runs the scripts`} of ${file}${otherwise ? `, ${otherwise},` : ''} in its working directory`;
+    return `${runs}; what it does is what ${otherwise ? 'the project holds' : `${file} holds`} when it runs: ${ONCE}`;
   };
 }
 

@@ -96,7 +96,7 @@ interface SubcommandRunner {
    * of that name (`pnpm build`: the command build), and the spelling that
    * runs the script alone, which a refusal names instead (`pnpm run`);
    * `runs`, subcommands that run a script or else a command, as such a first
-   * word does (`yarn run X`), and given nothing list the scripts.
+   * word does (`bun run X`), and given nothing list the scripts.
    */
   scripts?: { otherwise: string; instead: string; runs?: ReadonlySet<string> };
   /** A first word, or a word after one of `scripts.runs`, that names a file the program runs (`bun x.ts`), read as a script is, not as a command. */
@@ -111,14 +111,15 @@ interface SubcommandRunner {
  */
 const PNPM_COMMANDS: ReadonlySet<string> = new Set(['add', 'audit', 'bin', 'c', 'config', 'dedupe', 'deploy', 'doctor', 'fetch', 'help', 'i', 'import', 'init', 'install', 'install-test', 'it', 'licenses', 'link', 'ln', 'list', 'ls', 'll', 'outdated', 'pack', 'patch', 'patch-commit', 'patch-remove', 'prune', 'publish', 'rb', 'rebuild', 'remove', 'rm', 'uninstall', 'un', 'root', 'run', 'run-script', 'start', 'store', 'test', 't', 'unlink', 'up', 'update', 'upgrade', 'why', '--version', '-v', '--help', '-h']);
 /**
- * yarn's commands (yarn 1's and yarn 2 and later's) that run no command
- * their arguments name. Any other first word runs the package.json script
- * of that name, else a program of the project's dependencies
- * (node_modules/.bin), as `yarn run` does; `workspace` and `workspaces`
- * run the command after them in each workspace named.
+ * yarn's subcommands that run a command their arguments name anywhere on the
+ * system (`exec`, `node`), a package they fetch (`dlx`, `create`), or a
+ * command in each workspace named (`workspace`, `workspaces`). Any other
+ * first word, and `yarn run X`, runs the package.json script of that name,
+ * else a program of the project's dependencies (node_modules/.bin), never
+ * one of the PATH: project code, as `npm run X` runs, decided on yarn and
+ * shown to an approver as such (runs-code.ts).
  */
-const YARN_COMMANDS: ReadonlySet<string> = new Set(['access', 'add', 'audit', 'autoclean', 'bin', 'cache', 'check', 'config', 'constraints', 'dedupe', 'explain', 'generate-lock-entry', 'global', 'help', 'import', 'info', 'init', 'install', 'licenses', 'link', 'list', 'login', 'logout', 'npm', 'outdated', 'owner', 'pack', 'patch', 'patch-commit', 'plugin', 'policies', 'publish', 'rebuild', 'remove', 'search', 'set', 'stage', 'tag', 'team', 'unlink', 'unplug', 'up', 'upgrade', 'upgrade-interactive', 'version', 'versions', 'why', '--version', '-v', '--help', '-h']);
-const YARN: SubcommandRunner = { runs: new Set(['exec', 'dlx', 'create', 'node', 'workspace', 'workspaces']), builtins: YARN_COMMANDS, scripts: { runs: new Set(['run']), otherwise: "a dependency's program", instead: 'npm run' } };
+const YARN: SubcommandRunner = { runs: new Set(['exec', 'dlx', 'create', 'node', 'workspace', 'workspaces']) };
 /**
  * bun's commands that run no command their arguments name (`bun test` runs
  * the project's test files, as `npm test` runs its scripts). Any other first
@@ -162,7 +163,6 @@ const SUBCOMMAND_RUNNERS: Record<string, SubcommandRunner> = {
   npm: { runs: new Set(['exec', 'exe', 'x', 'explore', 'explo', 'explor']), given: new Set(['init', 'ini', 'innit', 'inni', 'inn', 'create', 'creat', 'crea', 'cre', 'cr']) },
   // pnpm runs a first word that is none of its commands as `pnpm exec` does (`pnpm touch X`): see PNPM_COMMANDS.
   pnpm: { runs: new Set(['exec', 'dlx', 'create']), builtins: PNPM_COMMANDS, scripts: { otherwise: 'the command', instead: 'pnpm run' } },
-  // yarn runs a first word none of its commands, and `yarn run X`, as a script or else a dependency's program: see YARN_COMMANDS.
   yarn: YARN,
   // Debian's name for yarn.
   yarnpkg: YARN,

@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { DecisionPoint, loadPolicies } from '@corral/policy';
 import { canonicalRun } from './canonical.ts';
 import { decideRun } from './decide.ts';
+import { runsCode } from '../approvals/runs-code.ts';
 
 /** Anything but touch: a forbid must catch touch however it is reached. */
 const ALL_BUT_TOUCH = `
@@ -219,7 +220,7 @@ describe('a program that runs a command through a subcommand (bundle exec, uv ru
   });
 });
 
-describe('a package manager that runs a package or command its first word names (npm init PKG, yarn X, yarn run X, bun X)', () => {
+describe('a package manager that runs a package or command its first word names (npm init PKG, yarn create, bun X)', () => {
   const runs: string[][] = [
     ['npm', 'init', 'vite'],
     ['npm', 'init', '-y', 'vite'],
@@ -231,16 +232,9 @@ describe('a package manager that runs a package or command its first word names 
     ['npm', 'creat', 'vite'],
     ['npm', '--prefix', 'p', 'init', 'vite'],
     ['yarn', 'create', 'react-app', 'x'],
-    ['yarn', 'rm', '-rf', '/x'],
-    ['yarn', 'touch', '/x'],
-    ['yarn', 'build'],
-    ['yarn', 'test'],
-    ['yarn', 'run', 'rm', '-rf', '/x'],
     ['yarn', 'node', 'x.js'],
     ['yarn', 'workspaces', 'foreach', 'run', 'rm'],
     ['yarn', 'workspace', 'app', 'rm'],
-    ['yarn', '--cwd', 'app', 'rm'],
-    ['yarnpkg', 'rm', '-rf', '/x'],
     ['yarnpkg', 'create', 'x'],
     ['bun', 'rm-rf', '/x'],
     ['bun', 'touch', '/x'],
@@ -265,9 +259,7 @@ describe('a package manager that runs a package or command its first word names 
     assert.match(canonicalRun({ command: ['npm', 'create', '@scope/app'] }).opaqueReason!, /^npm create @scope\/app fetches and runs an initializer package, which/);
   });
 
-  it('tells how to run a package.json script alone when yarn or bun would run a program of that name instead: npm run build', () => {
-    assert.equal(canonicalRun({ command: ['yarn', 'build'] }).opaqueReason, "yarn build runs the package.json script of that name if there is one, else a dependency's program build, which Corral does not read through: name a script with npm run build");
-    assert.equal(canonicalRun({ command: ['yarn', 'run', 'build'] }).opaqueReason, "yarn run build runs the package.json script of that name if there is one, else a dependency's program build, which Corral does not read through: name a script with npm run build");
+  it('tells how to run a package.json script alone when bun would run a program of that name instead: npm run dev', () => {
     assert.equal(canonicalRun({ command: ['bun', 'run', 'dev'] }).opaqueReason, "bun run dev runs the package.json script of that name if there is one, else the file, a dependency's program or the command dev, which Corral does not read through: name a script with npm run dev");
     assert.match(canonicalRun({ command: ['yarn', 'dlx', 'rm'] }).opaqueReason!, /^yarn dlx runs another command/);
   });
@@ -279,13 +271,23 @@ describe('a package manager that runs a package or command its first word names 
     }
   });
 
-  it('denies npm init vite, yarn rm and bun run rm under a policy permitting only npm, yarn or bun, and allows npm init -y, yarn install and bun test under it', () => {
+  it('denies npm init vite, yarn create vite and bun run rm under a policy permitting only npm, yarn or bun, and allows npm init -y, yarn install and bun test under it', () => {
     assert.equal(permitting('npm', ['npm', 'init', 'vite']), 'deny');
-    assert.equal(permitting('yarn', ['yarn', 'rm', '-rf', '/x']), 'deny');
+    assert.equal(permitting('yarn', ['yarn', 'create', 'vite']), 'deny');
     assert.equal(permitting('bun', ['bun', 'run', 'rm', '-rf', '/x']), 'deny');
     assert.equal(permitting('npm', ['npm', 'init', '-y']), 'allow');
     assert.equal(permitting('yarn', ['yarn', 'install']), 'allow');
     assert.equal(permitting('bun', ['bun', 'test']), 'allow');
+  });
+
+  it("decides yarn X and yarn run X on yarn, as npm run X is on npm, and tells an approver they run the project's code: the package.json script of that name, else a program of its dependencies, never one of the PATH", () => {
+    for (const argv of [['yarn', 'build'], ['yarn', 'test'], ['yarn', 'run', 'build'], ['yarn', 'tsc', '--noEmit'], ['yarn', '--cwd', 'app', 'lint'], ['yarnpkg', 'build']]) {
+      const run = canonicalRun({ command: argv });
+      assert.deepEqual([run.opaque, run.commands], [false, [argv]], argv.join(' '));
+      assert.match(runsCode(argv)?.reason ?? '', /^yarn(?:pkg)? (?:runs a script|run runs the scripts) of package\.json, else a dependency's program, in its working directory; what it does is what the project holds when it runs: approve it once/, argv.join(' '));
+    }
+    assert.equal(permitting('yarn', ['yarn', 'build']), 'allow');
+    assert.equal(runsCode(['yarn', 'why', 'left-pad']), null, "one of yarn's own commands runs no script");
   });
 
   it('runs the initializer for real where the node has npm: npm init corral-probe and npm cr corral-probe run create-corral-probe (from the project, offline)', () => {
