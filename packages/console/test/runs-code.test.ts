@@ -87,8 +87,9 @@ describe('the approval card of a command that runs code Corral cannot see', () =
         // Folded until opened; then each line numbered, as the node read it to hash it.
         assert.equal(summary, `Read it: 4 lines, ${Buffer.byteLength(text)} bytes`);
         const lines = bound.locator('details.script-text .line');
-        assert.equal(await lines.first().isVisible(), false);
+        assert.equal(await lines.count(), 0, 'not drawn while folded');
         await bound.locator('details.script-text summary').click();
+        await lines.first().waitFor();
         assert.deepEqual(await lines.allTextContents(), ['1print("script-card")\n', '2if True:\n', '3\tprint("\\u202Eevil")\n', '4# s\u0430fe\n']);
         assert.equal(await bound.locator('details.script-text .look-alikes').innerText(), 'Letters beyond ASCII in it, which can pass for others: \u0430 U+0430 Cyrillic');
         assert.equal(await bound.getByText(`sha256:${sha256.slice(0, 12)}…`).getAttribute('title'), `sha256:${sha256}`);

@@ -1,3 +1,4 @@
+import { useMemo, useState } from 'react';
 import type { ApprovalAction } from '../../api/types.ts';
 import { formatMoney, lookAlikes, oddSpaces, shortHash, visible } from '../../format.ts';
 import { boundScriptOf, chained, envNames, paymentOf, scriptLines, type BoundScript } from './action.ts';
@@ -35,27 +36,33 @@ function LookAlikes({ fields }: { fields: Array<[string, string | null | undefin
  * send, or sent as no text, is said instead.
  */
 function ScriptText({ preview }: { preview: BoundScript['preview'] }) {
-  if (!preview) return <div className="muted">Its node sent no copy of it to read here: read it on the node before approving.</div>;
-  if (preview.text === undefined) return <div className="muted">It is not text ({preview.bytes.toLocaleString()} bytes): not shown.</div>;
-  const lines = scriptLines(preview.text);
+  const text = preview?.text;
+  // Read once per script, not at each second the card's countdown draws it again; its lines drawn only while open:
+  // 64 KiB of line breaks would otherwise be 65,536 elements on the page, open or not.
+  const lines = useMemo(() => (text === undefined ? [] : scriptLines(text)), [text]);
   // Its spaces show in a fixed-width font, unlike a field's; a letter passing for another does not.
-  const beyondAscii = lookAlikes(preview.text);
+  const beyondAscii = useMemo(() => (text === undefined ? [] : lookAlikes(text)), [text]);
+  const [open, setOpen] = useState(false);
+  if (!preview) return <div className="muted">Its node sent no copy of it to read here: read it on the node before approving.</div>;
+  if (text === undefined) return <div className="muted">It is not text ({preview.bytes.toLocaleString()} bytes): not shown.</div>;
   return (
-    <details className="script-text">
+    <details className="script-text" onToggle={(event) => setOpen(event.currentTarget.open)}>
       <summary>
         Read it: {lines.length.toLocaleString()} line{lines.length === 1 ? '' : 's'}, {preview.bytes.toLocaleString()} bytes
         {preview.truncated && ' (only the first 64 KiB are shown)'}
       </summary>
       {beyondAscii.length > 0 && <div className="error look-alikes">Letters beyond ASCII in it, which can pass for others: {beyondAscii.join(', ')}</div>}
-      <pre>
-        {lines.map((line, i) => (
-          <span key={i} className="line">
-            <span className="line-number">{i + 1}</span>
-            {line}
-            {'\n'}
-          </span>
-        ))}
-      </pre>
+      {open && (
+        <pre>
+          {lines.map((line, i) => (
+            <span key={i} className="line">
+              <span className="line-number">{i + 1}</span>
+              {line}
+              {'\n'}
+            </span>
+          ))}
+        </pre>
+      )}
     </details>
   );
 }
