@@ -103,13 +103,15 @@ function utf8(bytes: Uint8Array, cut: number): string | undefined {
 /**
  * What approvers are shown of the file `operand` binds as it is now, for a
  * plan another gateway holds (the node read it when it prepared the run):
- * undefined when it no longer holds that content, or cannot be read, since
- * the run is then refused in any case (approvedContent).
+ * undefined for any file approvedContent would refuse to run — one that no
+ * longer holds that content, cannot be read, or is not the file the run's
+ * word opens in a sandbox built from `mounts`. The plan's path is that
+ * gateway's word: only the file the run would run is read, never one outside
+ * what the agent's container policy grants.
  */
-export function previewOfBound(operand: FileOperand): ScriptPreview | undefined {
+export function previewOfBound(operand: FileOperand, argv: readonly string[], cwd: string | null, mounts: readonly Mount[]): ScriptPreview | undefined {
   try {
-    const { content } = contentOf(operand.path, nameOf(operand.path));
-    return sha256Of(content) === operand.sha256 ? scriptPreview(content) : undefined;
+    return scriptPreview(approvedContent(operand, argv, cwd, mounts).content);
   } catch {
     return undefined;
   }

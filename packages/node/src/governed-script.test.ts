@@ -107,4 +107,17 @@ describe('a script run a governed node asks its control plane about, which asks 
     assert.equal(answer.ok, false);
     assert.match(answer.error?.message ?? '', /the script x\.sh changed since it was approved/);
   });
+
+  it('never reads for the approver a file its upstream gateway\'s plan names outside the agent\'s sandbox, even with its right sha256: nothing is shown and nothing runs (regression: the node read any file it could, and a plan naming ~/.ssh/id_rsa with its hash showed the key to approvers)', async () => {
+    script('echo planned');
+    const secret = join(realpathSync(tempDir('corral-governed-secret-')), 'id_rsa');
+    writeFileSync(secret, 'PRIVATE KEY\n');
+    const invoked = gw.invoke({ command: ['./x.sh'], cwd: work, agentId: 'main', systemRunPlan: { argv: ['./x.sh'], cwd: work, agentId: 'main', mutableFileOperand: { argvIndex: 0, path: secret, sha256: sha256('PRIVATE KEY\n') } } });
+    const id = await gw.asked();
+    assert.equal(gw.cp.approvals.get(id).action.scriptPreview, undefined, 'no content of a file the run would not run');
+    await gw.approve(id);
+    const answer = await invoked;
+    assert.equal(answer.ok, false);
+    assert.match(answer.error?.message ?? '', /x\.sh is not the file that was approved/);
+  });
 });

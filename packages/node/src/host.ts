@@ -726,7 +726,7 @@ export class NodeHost {
       // Its own policy asking a human, the node has the control plane ask one (which makes an allow an ask, never looser).
       const askHuman = local.rule === 'approval-required' ? local.reason : undefined;
       if (this.#governed()) {
-        authorization = await this.#authorizeUnlessCancelled(run, agent, timeoutMs, askHuman, cancelled, operand !== null ? { operand, preview: previewOfBound(operand) } : offeredOperand(run, plan.mounts));
+        authorization = await this.#authorizeUnlessCancelled(run, agent, timeoutMs, askHuman, cancelled, operand !== null ? { operand, preview: previewOfBound(operand, run.argv, run.cwd, plan.mounts) } : offeredOperand(run, plan.mounts));
         if (authorization.bound) operand = authorization.bound;
         // Checked here, not inside #authorize: a receipt the node does not take is its refusal of a run allowed, reported as such.
         if (authorization.approval) receipt = await this.#checkReceipt(authorization.approval.receipt, authorization.approval.params, authorization.runId);
