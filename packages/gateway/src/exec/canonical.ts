@@ -310,12 +310,14 @@ const LOCALE_ENV = new Set(['LC_ALL', 'LC_CTYPE', 'LANG']);
 const READABLE_LOCALE = /^(?:|C|POSIX|[A-Za-z]+(?:_[A-Za-z]+)?\.(?:UTF-8|utf8)(?:@[A-Za-z0-9]+)?)$/i;
 /**
  * …and whole families of them: the loader's, bash's exported functions,
- * npm's settings, Lua's startup code, cargo's (`CARGO_TARGET_…_RUNNER`) and
- * the rustc wrapper. Git's (`GIT_SSH_COMMAND`, `GIT_PAGER`,
+ * npm's, yarn's (`YARN_YARN_PATH`: a file yarn runs in its own place) and
+ * bun's (`BUN_OPTIONS=--preload F`) settings, corepack's (`COREPACK_HOME`:
+ * where the package manager it runs is kept), Lua's startup code, cargo's
+ * (`CARGO_TARGET_…_RUNNER`) and the rustc wrapper. Git's (`GIT_SSH_COMMAND`, `GIT_PAGER`,
  * `GIT_CONFIG_COUNT` with `GIT_CONFIG_KEY_0=core.fsmonitor`) are judged by
  * git.ts: every `GIT_*` variable but those known to name no command.
  */
-const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'NPM_CONFIG_', 'npm_config_', 'LUA_INIT', 'CARGO_', 'RUSTC'];
+const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'NPM_CONFIG_', 'npm_config_', 'YARN_', 'yarn_', 'BUN_', 'COREPACK_', 'LUA_INIT', 'CARGO_', 'RUSTC'];
 const MAX_ARGS = 4096;
 const MAX_ARG_BYTES = 128 * 1024;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

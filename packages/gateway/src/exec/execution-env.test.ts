@@ -11,7 +11,7 @@ import { DecisionPoint, loadPolicies } from '@corral/policy';
 import { canonicalRun } from './canonical.ts';
 import { decideRun } from './decide.ts';
 
-const PROGRAMS = ['tar', 'zip', 'make', 'wget', 'go', 'cargo', 'cc'];
+const PROGRAMS = ['tar', 'zip', 'make', 'wget', 'go', 'cargo', 'cc', 'yarn', 'bun'];
 const POLICY = PROGRAMS.map((name) => `@id("${name}-allowed") permit (principal == Agent::"bot", action == Action::"system.run", resource == Command::"${name}");`).join('\n');
 
 function decide(command: string[], env: Record<string, string>): string {
@@ -66,5 +66,13 @@ describe('an environment that makes a permitted program run a command', () => {
       assert.equal(decide([...argv], { ...env }), 'deny', Object.keys(env)[0]);
     }
     assert.equal(decide(['tar', 'tf', 'a.tar'], { TZ: 'UTC' }), 'allow');
+  });
+
+  it("denies yarn's and bun's settings and corepack's from the environment (YARN_YARN_PATH, yarn_…, BUN_OPTIONS, COREPACK_HOME), which make a permitted package manager run a file in its own place or besides, as npm_config_… is denied (regression: allowed)", () => {
+    for (const [argv, env] of [[['yarn', 'install'], { YARN_YARN_PATH: '/tmp/x.cjs' }], [['yarn', 'install'], { yarn_yarn_path: '/tmp/x.cjs' }], [['bun', 'install'], { BUN_OPTIONS: '--preload /tmp/x.ts' }], [['yarn', 'install'], { COREPACK_HOME: '/tmp/x' }]] as const) {
+      assert.equal(decide([...argv], { ...env }), 'deny', Object.keys(env)[0]);
+      assert.equal(decide(['sh', '-c', `env ${Object.keys(env)[0]}=x ${argv.join(' ')}`], {}), 'deny', `${Object.keys(env)[0]} set behind env in a payload`);
+    }
+    assert.equal(decide(['yarn', 'install'], { TZ: 'UTC' }), 'allow');
   });
 });
