@@ -215,8 +215,20 @@ const RUNNING_OPTIONS: Record<string, ReadonlySet<string>> = { find: new Set(['-
  * go's `-exec`, `-toolexec` and `-vettool`, deno's `task --eval`.
  */
 const MAKE_RUNNING = /^(?:--ev(?:al?)?(?:=|$)|-[A-Za-z]*E|(?:SHELL|MAKESHELL|\.SHELLFLAGS)=)/;
+/** `name` and each of its starts down to `shortest` letters, as alternatives of a pattern: any one a parser reads as that option's name. */
+const startsOf = (name: string, shortest: number): string => Array.from({ length: name.length - shortest + 1 }, (_, k) => name.slice(0, name.length - k)).join('|');
+/**
+ * npm's settings that name a program it starts, or a file that names one or
+ * holds code it runs, given on its command line as npm_config_… gives them in
+ * the environment (EXECUTION_ENV_PREFIXES): `npm config edit --editor=CMD`,
+ * `npm help X --viewer=browser --browser=CMD`, `npm test --script-shell=CMD`,
+ * `--node-options`, `--userconfig`, `--init-module`, `--git`; npm reads any
+ * unambiguous start of an option's name (`--edit=CMD`).
+ */
+const NPM_RUNNING = new RegExp(`^--(?:${[startsOf('editor', 2), startsOf('browser', 2), startsOf('viewer', 2), startsOf('script-shell', 8), startsOf('shell', 3), startsOf('node-options', 6), startsOf('node-gyp', 6), startsOf('userconfig', 4), startsOf('globalconfig', 7), startsOf('init-module', 6), 'git'].join('|')})(?:=|$)`);
 const RUNNING_WORDS: Record<string, RegExp> = {
   make: MAKE_RUNNING,
+  npm: NPM_RUNNING,
   gmake: MAKE_RUNNING,
   just: /^(?:-[A-Za-z]*c|--command(?:=|$)|--shell(?:=|$|-)|--chooser(?:=|$))/,
   cargo: /^--config(?:=|$)/,

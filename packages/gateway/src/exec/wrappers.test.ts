@@ -389,3 +389,47 @@ describe('a build tool or task runner told on its command line to run a command 
     }
   });
 });
+
+describe('npm told on its command line which program to start (--editor, --browser, --script-shell, any start of their names)', () => {
+  const runs: string[][] = [
+    ['npm', 'config', 'edit', '--editor=touch x'],
+    ['npm', 'config', 'edit', '--editor', 'touch x'],
+    ['npm', 'config', 'edit', '--edit=touch x'],
+    ['npm', 'help', 'install', '--viewer=browser', '--browser=touch x'],
+    ['npm', 'docs', 'left-pad', '--br=touch x'],
+    ['npm', 'test', '--script-shell=/tmp/x/sh'],
+    ['npm', 'install', '--node-options=--require=/tmp/x.js'],
+    ['npm', 'ci', '--userconfig=/tmp/x/npmrc'],
+    ['npm', 'init', '-y', '--init-module=/tmp/x.js'],
+    ['npm', 'install', '--git=/tmp/x/git'],
+  ];
+
+  it('makes each run opaque and denies it under a permit for npm, bare and in a shell payload (regression: decided on npm alone, so a permit for npm ran the program named)', () => {
+    for (const argv of runs) {
+      assert.equal(canonicalRun({ command: argv }).opaque, true, argv.join(' '));
+      assert.equal(permitting('npm', argv), 'deny', argv.join(' '));
+      assert.equal(decide(['sh', '-c', argv.map((a) => `'${a}'`).join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
+    }
+  });
+
+  it('keeps npm as it is with options that name no program: npm install --global x, npm ci --ignore-scripts, npm version --no-git-tag-version, npm test --silent', () => {
+    for (const argv of [['npm', 'install', '--global', 'x'], ['npm', 'ci', '--ignore-scripts'], ['npm', 'version', 'patch', '--no-git-tag-version'], ['npm', 'test', '--silent'], ['npm', 'publish', '--registry=https://r.example']]) {
+      const run = canonicalRun({ command: argv });
+      assert.deepEqual([run.opaque, run.commands], [false, [argv]], argv.join(' '));
+    }
+  });
+
+  it('runs the program for real where the node has npm: npm config edit --editor=CMD and --edit=CMD each run it', () => {
+    if (!installed('npm')) return;
+    const dir = mkdtempSync(join(tmpdir(), 'corral-npm-runs-'));
+    try {
+      for (const option of ['--editor', '--edit']) {
+        rmSync(join(dir, 'ran'), { force: true });
+        spawnSync('npm', ['config', 'edit', `${option}=touch ${join(dir, 'ran')}`], { cwd: dir, timeout: 60_000, stdio: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir } });
+        assert.equal(existsSync(join(dir, 'ran')), true, `npm config edit ${option}=CMD runs CMD`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
