@@ -37,3 +37,11 @@ describe('table', () => {
     );
   });
 });
+
+describe('printable', () => {
+  it('spells out what draws nothing though it is a letter or a mark, as the console does: a script whose identifier is the Hangul filler U+3164 reads as no identifier at all (regression: corral approvals show printed it as it was)', () => {
+    assert.equal(printable('const \u3164 = require("child_process"); \u3164.execSync(x)'), 'const \\u3164 = require("child_process"); \\u3164.execSync(x)');
+    assert.equal(printable('a\uFE0Fb\u2800c\u115Fd\u034Fe'), 'a\\ufe0fb\\u2800c\\u115fd\\u034fe');
+    assert.equal(printable('plain text, Größe, 名前'), 'plain text, Größe, 名前');
+  });
+});

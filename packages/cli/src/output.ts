@@ -7,9 +7,12 @@ import { EXIT } from './exit-codes.ts';
  * Characters that draw nothing, look like a plain space, or move the cursor,
  * redraw the screen or reorder the line: C0 and C1 controls (escape
  * sequences among them), DEL, bidi and other format characters, separators
- * other than the space, unassigned and private-use code points.
+ * other than the space, unassigned and private-use code points; and, as the
+ * console spells them out, Unicode's Default_Ignorable_Code_Point (letters
+ * and marks that draw nothing: the Hangul filler U+3164, which JavaScript
+ * takes for an identifier, variation selectors) and the Braille blank U+2800.
  */
-const HIDDEN = /(?! )[\p{C}\p{Z}]/gu;
+const HIDDEN = /(?! )[\p{C}\p{Z}\p{Default_Ignorable_Code_Point}\u2800]/gu;
 
 /**
  * One line of human output with every HIDDEN character written as its
