@@ -101,6 +101,13 @@ interface SubcommandRunner {
   scripts?: { otherwise: string; instead: string; runs?: ReadonlySet<string> };
   /** A first word, or a word after one of `scripts.runs`, that names a file the program runs (`bun x.ts`), read as a script is, not as a command. */
   files?: RegExp;
+  /**
+   * Subcommands that exist only to start a program the program's settings
+   * name, which a project's .npmrc may set to any (`npm edit PKG`: the
+   * editor), or do so only with the word `after` following them (`npm
+   * config edit`); what they start, and what to run instead.
+   */
+  starts?: ReadonlyMap<string, { after?: string; starts: string; instead: string }>;
 }
 
 /**
@@ -127,6 +134,13 @@ const YARN: SubcommandRunner = { runs: new Set(['exec', 'dlx', 'create', 'node',
  * program of node_modules/.bin or the PATH, as `bun run` does.
  */
 const BUN_COMMANDS: ReadonlySet<string> = new Set(['test', 'repl', 'install', 'i', 'add', 'a', 'remove', 'rm', 'update', 'outdated', 'audit', 'link', 'unlink', 'publish', 'patch', 'patch-commit', 'pm', 'info', 'why', 'build', 'init', 'upgrade', 'completions', 'help', '--version', '-v', '--help', '-h', '--revision']);
+/** npm's subcommands that exist only to start the editor its settings name (SubcommandRunner.starts), by every name npm reads as them. */
+const NPM_EDITS = { starts: 'the editor', instead: "edit the package's files and run npm rebuild" };
+const NPM_CONFIG_EDITS = { after: 'edit', starts: 'the editor', instead: 'edit the file, or use npm config set' };
+const NPM_STARTS: ReadonlyMap<string, { after?: string; starts: string; instead: string }> = new Map([
+  ...['edit', 'edi', 'ed'].map((word) => [word, NPM_EDITS] as const),
+  ...['config', 'confi', 'conf', 'con', 'c'].map((word) => [word, NPM_CONFIG_EDITS] as const),
+]);
 /**
  * Programs that run a command their arguments name through one of their
  * subcommands (`bundle exec CMD`, `uv run CMD`, `npm exec CMD`, `docker exec
@@ -160,7 +174,8 @@ const SUBCOMMAND_RUNNERS: Record<string, SubcommandRunner> = {
   devbox: { runs: new Set(['run']) },
   // npm takes any unambiguous start of a command's name (or alias): `npm exe` is exec; `npm explore PKG -- CMD` runs CMD in the package's folder;
   // `npm init PKG` (create, innit, `npm cr`…) runs `npm exec create-PKG`.
-  npm: { runs: new Set(['exec', 'exe', 'x', 'explore', 'explo', 'explor']), given: new Set(['init', 'ini', 'innit', 'inni', 'inn', 'create', 'creat', 'crea', 'cre', 'cr']) },
+  // `npm edit PKG` (`ed`, `edi`) and `npm config edit` (`c`, `con`…) start the editor and nothing else: with no terminal, an agent has no use for them.
+  npm: { runs: new Set(['exec', 'exe', 'x', 'explore', 'explo', 'explor']), given: new Set(['init', 'ini', 'innit', 'inni', 'inn', 'create', 'creat', 'crea', 'cre', 'cr']), starts: NPM_STARTS },
   // pnpm runs a first word that is none of its commands as `pnpm exec` does (`pnpm touch X`): see PNPM_COMMANDS.
   pnpm: { runs: new Set(['exec', 'dlx', 'create']), builtins: PNPM_COMMANDS, scripts: { otherwise: 'the command', instead: 'pnpm run' } },
   yarn: YARN,
@@ -225,10 +240,20 @@ const startsOf = (name: string, shortest: number): string => Array.from({ length
  * `--node-options`, `--userconfig`, `--init-module`, `--git`; npm reads any
  * unambiguous start of an option's name (`--edit=CMD`).
  */
-const NPM_RUNNING = new RegExp(`^--(?:${[startsOf('editor', 2), startsOf('browser', 2), startsOf('viewer', 2), startsOf('script-shell', 8), startsOf('shell', 3), startsOf('node-options', 6), startsOf('node-gyp', 6), startsOf('userconfig', 4), startsOf('globalconfig', 7), startsOf('init-module', 6), 'git'].join('|')})(?:=|$)`);
+const NPM_PROGRAM_SETTINGS = [startsOf('editor', 2), startsOf('browser', 2), startsOf('viewer', 2), startsOf('script-shell', 8), startsOf('shell', 3), startsOf('node-options', 6), startsOf('node-gyp', 6), startsOf('userconfig', 4), startsOf('globalconfig', 7), startsOf('init-module', 6), 'git'];
+/**
+ * pnpm reads npm's settings from its .npmrc, and its own: `npm-path` (the npm
+ * it runs to publish) and `use-node-version` (a Node.js it fetches to run
+ * scripts with); on its command line as options, and any setting at all as
+ * `--config.NAME=` (`pnpm test --config.script-shell=CMD`).
+ */
+const PNPM_PROGRAM_SETTINGS = [...NPM_PROGRAM_SETTINGS, startsOf('npm-path', 5), startsOf('use-node-version', 5)];
+/** A command-line word that sets one of `settings`, as `--NAME` or `--NAME=VALUE`; with `config`, as `--config.NAME=VALUE` too. */
+const settingWord = (settings: readonly string[], config = false): RegExp => new RegExp(`^--${config ? '(?:config\\.)?' : ''}(?:${settings.join('|')})(?:=|$)`);
 const RUNNING_WORDS: Record<string, RegExp> = {
   make: MAKE_RUNNING,
-  npm: NPM_RUNNING,
+  npm: settingWord(NPM_PROGRAM_SETTINGS),
+  pnpm: settingWord(PNPM_PROGRAM_SETTINGS, true),
   gmake: MAKE_RUNNING,
   just: /^(?:-[A-Za-z]*c|--command(?:=|$)|--shell(?:=|$|-)|--chooser(?:=|$))/,
   cargo: /^--config(?:=|$)/,
@@ -322,14 +347,14 @@ const LOCALE_ENV = new Set(['LC_ALL', 'LC_CTYPE', 'LANG']);
 const READABLE_LOCALE = /^(?:|C|POSIX|[A-Za-z]+(?:_[A-Za-z]+)?\.(?:UTF-8|utf8)(?:@[A-Za-z0-9]+)?)$/i;
 /**
  * …and whole families of them: the loader's, bash's exported functions,
- * npm's, yarn's (`YARN_YARN_PATH`: a file yarn runs in its own place) and
+ * npm's and pnpm's (`pnpm_config_script_shell`), yarn's (`YARN_YARN_PATH`: a file yarn runs in its own place) and
  * bun's (`BUN_OPTIONS=--preload F`) settings, corepack's (`COREPACK_HOME`:
  * where the package manager it runs is kept), Lua's startup code, cargo's
  * (`CARGO_TARGET_…_RUNNER`) and the rustc wrapper. Git's (`GIT_SSH_COMMAND`, `GIT_PAGER`,
  * `GIT_CONFIG_COUNT` with `GIT_CONFIG_KEY_0=core.fsmonitor`) are judged by
  * git.ts: every `GIT_*` variable but those known to name no command.
  */
-const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'NPM_CONFIG_', 'npm_config_', 'YARN_', 'yarn_', 'BUN_', 'COREPACK_', 'LUA_INIT', 'CARGO_', 'RUSTC'];
+const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'NPM_CONFIG_', 'npm_config_', 'PNPM_CONFIG_', 'pnpm_config_', 'YARN_', 'yarn_', 'BUN_', 'COREPACK_', 'LUA_INIT', 'CARGO_', 'RUSTC'];
 const MAX_ARGS = 4096;
 const MAX_ARG_BYTES = 128 * 1024;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -634,9 +659,15 @@ function runningSubcommand(argv: readonly string[], runner: SubcommandRunner): s
   if (runner.runs.has(first)) return first;
   const given = (at: number): boolean => runner.given?.has(argv[at]!) === true && argv.slice(at + 1).some((word) => !word.startsWith('-'));
   if (runner.given?.has(first)) return given(1) ? first : undefined;
+  // Any later word, not only the next: an option may stand between (`npm config --location user edit`).
+  const starts = (at: number): boolean => {
+    const start = runner.starts?.get(argv[at]!);
+    return start !== undefined && (start.after === undefined || argv.slice(at + 1).includes(start.after));
+  };
+  if (runner.starts?.has(first)) return starts(1) ? first : undefined;
   if (runner.builtins !== undefined) return runner.builtins.has(first) || file(first) ? undefined : first;
   if (!first.startsWith('-') && runner.groups?.has(first) !== true) return undefined;
-  return argv.slice(2).find((word, k) => runner.runs.has(word) || given(k + 2));
+  return argv.slice(2).find((word, k) => runner.runs.has(word) || given(k + 2) || starts(k + 2));
 }
 
 /**
@@ -646,6 +677,11 @@ function runningSubcommand(argv: readonly string[], runner: SubcommandRunner): s
  */
 function subcommandReason(program: string, subcommand: string, argv: readonly string[], runner: SubcommandRunner): string {
   const word = cut(subcommand, 40);
+  const start = runner.starts?.get(subcommand);
+  if (start !== undefined) {
+    const named = `${program} ${word}${start.after === undefined ? '' : ` ${start.after}`}`;
+    return `${named} only starts ${start.starts} ${program}'s settings name, any program a project's .npmrc sets, which Corral does not read through: ${start.instead}`;
+  }
   if (runner.given?.has(subcommand)) {
     const operand = argv.slice(argv.indexOf(subcommand) + 1).find((w) => !w.startsWith('-'))!;
     // npm's rule for an unscoped name; a scoped one (`@s`, `@s/x`) becomes `@s/create` or `@s/create-x`.

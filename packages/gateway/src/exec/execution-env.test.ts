@@ -11,7 +11,7 @@ import { DecisionPoint, loadPolicies } from '@corral/policy';
 import { canonicalRun } from './canonical.ts';
 import { decideRun } from './decide.ts';
 
-const PROGRAMS = ['tar', 'zip', 'make', 'wget', 'go', 'cargo', 'cc', 'yarn', 'bun'];
+const PROGRAMS = ['tar', 'zip', 'make', 'wget', 'go', 'cargo', 'cc', 'yarn', 'bun', 'pnpm'];
 const POLICY = PROGRAMS.map((name) => `@id("${name}-allowed") permit (principal == Agent::"bot", action == Action::"system.run", resource == Command::"${name}");`).join('\n');
 
 function decide(command: string[], env: Record<string, string>): string {
@@ -74,5 +74,12 @@ describe('an environment that makes a permitted program run a command', () => {
       assert.equal(decide(['sh', '-c', `env ${Object.keys(env)[0]}=x ${argv.join(' ')}`], {}), 'deny', `${Object.keys(env)[0]} set behind env in a payload`);
     }
     assert.equal(decide(['yarn', 'install'], { TZ: 'UTC' }), 'allow');
+  });
+
+  it("denies pnpm's settings from the environment (pnpm_config_script_shell, PNPM_CONFIG_NODE_OPTIONS), which make a permitted pnpm run the shell or code they name, as npm_config_… is denied (regression: allowed)", () => {
+    for (const env of [{ pnpm_config_script_shell: '/tmp/x/sh' }, { PNPM_CONFIG_NODE_OPTIONS: '--require=/tmp/x.js' }] as Array<Record<string, string>>) {
+      assert.equal(decide(['pnpm', 'test'], env), 'deny', Object.keys(env)[0]);
+    }
+    assert.equal(decide(['pnpm', 'test'], {}), 'allow');
   });
 });

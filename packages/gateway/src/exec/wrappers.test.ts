@@ -433,3 +433,73 @@ describe('npm told on its command line which program to start (--editor, --brows
     }
   });
 });
+
+describe('npm config edit and npm edit, which only start the editor npm\'s settings name, any program a project\'s .npmrc sets', () => {
+  const runs: string[][] = [
+    ['npm', 'config', 'edit'],
+    ['npm', 'c', 'edit'],
+    ['npm', 'conf', 'edit', '--global'],
+    ['npm', 'config', '--location', 'user', 'edit'],
+    ['npm', '--prefix', 'app', 'config', 'edit'],
+    ['npm', 'edit', 'left-pad'],
+    ['npm', 'ed', 'left-pad'],
+  ];
+
+  it('makes each run opaque and denies it under a permit for npm, bare and in a shell payload, saying what to do instead (regression: decided on npm alone, so a permit for npm ran the editor a project\'s .npmrc named)', () => {
+    for (const argv of runs) {
+      assert.equal(canonicalRun({ command: argv }).opaque, true, argv.join(' '));
+      assert.equal(permitting('npm', argv), 'deny', argv.join(' '));
+      assert.equal(decide(['sh', '-c', argv.join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
+    }
+    assert.equal(canonicalRun({ command: ['npm', 'config', 'edit'] }).opaqueReason, "npm config edit only starts the editor npm's settings name, any program a project's .npmrc sets, which Corral does not read through: edit the file, or use npm config set");
+    assert.match(canonicalRun({ command: ['npm', 'ed', 'x'] }).opaqueReason!, /^npm ed only starts the editor .*: edit the package's files and run npm rebuild$/);
+  });
+
+  it('keeps npm config set, get and list, and a package named edit, as they are', () => {
+    for (const argv of [['npm', 'config', 'set', 'save-exact', 'true'], ['npm', 'config', 'get', 'registry'], ['npm', 'c', 'list'], ['npm', 'install', 'edit'], ['npm', 'config']]) {
+      const run = canonicalRun({ command: argv });
+      assert.deepEqual([run.opaque, run.commands], [false, [argv]], argv.join(' '));
+    }
+  });
+
+  it("runs the project's editor for real where the node has npm: npm config edit with editor= in the project's .npmrc runs it", () => {
+    if (!installed('npm')) return;
+    const dir = mkdtempSync(join(tmpdir(), 'corral-npm-editor-'));
+    try {
+      writeFileSync(join(dir, '.npmrc'), `editor=touch ${join(dir, 'ran')}\n`);
+      writeFileSync(join(dir, 'package.json'), '{"name":"p","version":"1.0.0"}\n');
+      spawnSync('npm', ['config', 'edit'], { cwd: dir, timeout: 60_000, stdio: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir } });
+      assert.equal(existsSync(join(dir, 'ran')), true, "npm config edit runs the .npmrc's editor");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('pnpm told on its command line which program to start (--script-shell, --node-options, --npm-path, --config.NAME=), as npm is', () => {
+  const runs: string[][] = [
+    ['pnpm', 'test', '--script-shell=/tmp/x/sh'],
+    ['pnpm', 'install', '--script-shell', '/tmp/x/sh'],
+    ['pnpm', 'test', '--config.script-shell=/tmp/x/sh'],
+    ['pnpm', 'run', 'build', '--config.node-options=--require=/tmp/x.js'],
+    ['pnpm', 'install', '--node-options=--require=/tmp/x.js'],
+    ['pnpm', 'publish', '--npm-path=/tmp/x/npm'],
+    ['pnpm', 'test', '--use-node-version=22.0.0'],
+    ['pnpm', 'install', '--config.userconfig=/tmp/x/npmrc'],
+  ];
+
+  it('makes each run opaque and denies it under a permit for pnpm, bare and in a shell payload (regression: decided on pnpm alone, so a permit for pnpm ran the shell named)', () => {
+    for (const argv of runs) {
+      assert.equal(canonicalRun({ command: argv }).opaque, true, argv.join(' '));
+      assert.equal(permitting('pnpm', argv), 'deny', argv.join(' '));
+      assert.equal(decide(['sh', '-c', argv.join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
+    }
+  });
+
+  it('keeps pnpm as it is with settings that name no program: --frozen-lockfile, --config.node-linker=hoisted, --shell-emulator', () => {
+    for (const argv of [['pnpm', 'install', '--frozen-lockfile'], ['pnpm', 'install', '--config.node-linker=hoisted'], ['pnpm', 'test', '--shell-emulator'], ['pnpm', 'add', 'x', '--ignore-scripts']]) {
+      const run = canonicalRun({ command: argv });
+      assert.deepEqual([run.opaque, run.commands], [false, [argv]], argv.join(' '));
+    }
+  });
+});
