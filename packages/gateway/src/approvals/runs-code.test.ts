@@ -398,3 +398,28 @@ describe('runsCodeOfAction: an approval action', () => {
     assert.equal(runsCodeOfAction(null), null);
   });
 });
+
+describe('a package manager command that starts a program its settings name, or fetches code later runs execute', () => {
+  it("warns of npm docs, bugs, repo, home, fund PKG and help TOPIC, by every name npm reads as them: they start the browser or viewer npm's settings name, any program a project's .npmrc sets (regression: npm docs x was read as npm x, npm help install as an install, npm repo x not at all)", () => {
+    for (const argv of [['npm', 'docs', 'left-pad'], ['npm', 'home', 'left-pad'], ['npm', 'ho'], ['npm', 'bugs'], ['npm', 'b', 'left-pad'], ['npm', 'issues'], ['npm', 'repo', 'left-pad'], ['npm', 'rep'], ['npm', 'fund', 'left-pad'], ['npm', 'help', 'install'], ['npm', 'hlep', 'config'], ['npm', '--prefix', 'app', 'docs']]) {
+      const found = runsCode(argv);
+      assert.equal(found?.via, argv.find((word, i) => i > 0 && !word.startsWith('-') && word !== 'app'), argv.join(' '));
+      assert.match(found?.reason ?? '', /^npm [a-z]+ starts the browser or viewer npm's settings name, any program a project's \.npmrc sets; Corral cannot see what it does$/, argv.join(' '));
+    }
+    assert.equal(runsCode(['npm', 'view', 'left-pad', 'homepage']), null, 'npm view prints the address and starts nothing');
+  });
+
+  it('warns of yarn plugin import, yarn set version and yarn policies set-version: they fetch code every later yarn command of the project runs (regression: set version and policies set-version were not flagged, plugin import was told as an install that --ignore-scripts stopped)', () => {
+    for (const [argv, via] of [[['yarn', 'plugin', 'import', 'https://example.com/plugin.js'], 'plugin import'], [['yarn', 'plugin', 'import', './plugin.cjs', '--ignore-scripts'], 'plugin import'], [['yarn', 'set', 'version', 'https://example.com/yarn.cjs'], 'set version'], [['yarn', 'set', 'version', 'from', 'sources'], 'set version'], [['yarnpkg', 'policies', 'set-version', '1.22.22'], 'policies set-version'], [['yarn', '--cwd', 'app', 'set', 'version', 'stable'], 'set version']] as const) {
+      const found = runsCode([...argv]);
+      assert.equal(found?.via, via, argv.join(' '));
+      assert.match(found?.reason ?? '', /fetches code that every later yarn(?:pkg)? command in the project runs \(a plugin, or yarn(?:pkg)? itself\); Corral cannot see what it does, nor what later runs will do$/, argv.join(' '));
+    }
+    for (const argv of [['yarn', 'plugin', 'list'], ['yarn', 'set', 'resolution', 'x@npm:1', '1.0.0'], ['yarn', 'policies', 'list']]) assert.equal(runsCode(argv), null, argv.join(' '));
+  });
+
+  it('warns of yarn global add, whose install scripts run, unless given --ignore-scripts', () => {
+    assert.equal(runsCode(['yarn', 'global', 'add', 'left-pad'])?.via, 'add');
+    assert.equal(runsCode(['yarn', 'global', 'add', 'left-pad', '--ignore-scripts']), null);
+  });
+});

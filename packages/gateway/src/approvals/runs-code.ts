@@ -147,9 +147,10 @@ type Family =
    * operand is a command it runs, read in turn (`uv run python3 -c CODE`),
    * else the subcommand's own verdict (`bundle exec rspec`, and `uv run
    * python3 x.py`: the project's environment runs too, so no one file holds
-   * its code).
+   * its code); with `pairs`, subcommands of two words, matched before any
+   * one word (`yarn plugin import`), `via` both.
    */
-  | { kind: 'subcommand'; subcommands: ReadonlySet<string>; reason: (program: string, via: string) => string; stdin?: boolean; builtins?: ReadonlySet<string>; installs?: Installs; inner?: ReadonlySet<string> }
+  | { kind: 'subcommand'; subcommands: ReadonlySet<string>; reason: (program: string, via: string) => string; stdin?: boolean; builtins?: ReadonlySet<string>; installs?: Installs; inner?: ReadonlySet<string>; pairs?: ReadonlyMap<string, ReadonlySet<string>> }
   /** A program that always runs code Corral cannot see (xargs, ssh), unless it only prints and exits; with `options`, a script file named by one of its `file` options is that script (`cmake -P x.cmake`). */
   | { kind: 'always'; via: string; reason: (program: string) => string; exits?: readonly string[]; options?: Options }
   /**
@@ -194,6 +195,20 @@ const PACKAGE_BUILTINS = new Set(['remove', 'rm', 'why', 'info', 'list', 'ls', '
  * project's dependencies (node_modules/.bin), as `yarn run` does.
  */
 const YARN_COMMANDS: ReadonlySet<string> = new Set(['access', 'add', 'audit', 'autoclean', 'bin', 'cache', 'check', 'config', 'constraints', 'dedupe', 'explain', 'generate-lock-entry', 'global', 'help', 'import', 'info', 'init', 'install', 'licenses', 'link', 'list', 'login', 'logout', 'npm', 'outdated', 'owner', 'pack', 'patch', 'patch-commit', 'plugin', 'policies', 'publish', 'rebuild', 'remove', 'search', 'set', 'stage', 'tag', 'team', 'unlink', 'unplug', 'up', 'upgrade', 'upgrade-interactive', 'version', 'versions', 'why', '--version', '-v', '--help', '-h']);
+/**
+ * npm's commands that start the browser or help viewer its settings name,
+ * which a project's .npmrc may set to any program (`browser=CMD`, and
+ * `viewer=browser` for help), by every name npm reads as them: `npm docs`
+ * (`home`), `bugs` (`issues`), `repo`, `fund PKG`, `help TOPIC`.
+ */
+const NPM_OPENS: ReadonlySet<string> = new Set(['docs', 'home', 'hom', 'ho', 'bugs', 'bug', 'bu', 'b', 'issues', 'issue', 'issu', 'iss', 'repo', 'rep', 'fund', 'fun', 'fu', 'help', 'hlep', 'hle', 'hl']);
+/**
+ * yarn's commands that fetch code every later yarn run of the project
+ * executes: a plugin (`plugin import URL|PATH`, yarn 2 and later), yarn
+ * itself (`set version URL|PATH`, yarn 1's `policies set-version`), each
+ * named in .yarnrc.yml or .yarnrc, which yarn loads before any command.
+ */
+const YARN_FETCHES: ReadonlyMap<string, ReadonlySet<string>> = new Map([['plugin', new Set(['import'])], ['set', new Set(['version'])], ['policies', new Set(['set-version'])]]);
 /** npm's commands that run the lifecycle scripts of what they install, or of the project (`npm pack`: prepack, prepare), and their aliases. */
 const NPM_INSTALLS: Installs = { commands: new Set(['install', 'i', 'in', 'ins', 'inst', 'insta', 'instal', 'isnt', 'isnta', 'isntal', 'isntall', 'add', 'ci', 'clean-install', 'ic', 'install-clean', 'isntall-clean', 'update', 'up', 'upgrade', 'udpate', 'rebuild', 'rb', 'link', 'ln', 'pack', 'publish']), unless: ['--ignore-scripts'] };
 /** pnpm's and yarn's (yarn given no command installs). */
@@ -281,10 +296,10 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   // Package runners: they run a package they may fetch, which the argv only names and whose code can change between runs.
   ...names(['npx', 'pnpx', 'bunx', 'uvx'], { kind: 'always', via: 'package', reason: (p) => `${p} runs a package it may fetch, whose code can change between runs; ${SEE_NOT}`, exits: ['--version', '--help', '-v', '-h'] }),
   // Their scripts are package.json's, in the working directory: `npm test`, `npm run build`, `yarn build`.
-  ['npm', { kind: 'subcommand', subcommands: new Set(['exec', 'x', ...NPM_SCRIPTS]), installs: NPM_INSTALLS, reason: projectScripts('package.json') }],
+  ['npm', { kind: 'subcommand', subcommands: new Set(['exec', 'x', ...NPM_SCRIPTS, ...NPM_OPENS]), installs: NPM_INSTALLS, reason: (p, via) => (NPM_OPENS.has(via) ? opensReason(p, via) : projectScripts('package.json')(p, via)) }],
   ['pnpm', { kind: 'subcommand', subcommands: new Set(['dlx', 'exec', ...NPM_SCRIPTS]), builtins: PACKAGE_BUILTINS, installs: PACKAGE_INSTALLS, reason: projectScripts('package.json') }],
   // yarn's scripts are run by their name (`yarn test`, a first word none of its commands) or `yarn run`, else a dependency's program of that name; yarnpkg is Debian's name for it.
-  ...names(['yarn', 'yarnpkg'], { kind: 'subcommand', subcommands: new Set(['dlx', 'exec', 'run']), builtins: YARN_COMMANDS, installs: { ...PACKAGE_INSTALLS, bare: true }, reason: projectScripts('package.json', "else a dependency's program") }),
+  ...names(['yarn', 'yarnpkg'], { kind: 'subcommand', subcommands: new Set(['dlx', 'exec', 'run']), builtins: YARN_COMMANDS, installs: { ...PACKAGE_INSTALLS, bare: true }, pairs: YARN_FETCHES, reason: (p, via) => (via.includes(' ') ? fetchesReason(p, via) : projectScripts('package.json', "else a dependency's program")(p, via)) }),
   // composer's scripts are composer.json's (`composer test`); its install commands run them unless given --no-scripts.
   ['composer', {
     kind: 'subcommand',
@@ -354,6 +369,16 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
 
 function packageRunner(program: string, via: string): string {
   return `${program} ${via} runs a package it may fetch, whose code can change between runs; ${SEE_NOT}`;
+}
+
+/** `npm docs`, `npm help X`: the program npm's settings name for it, any a project's .npmrc sets. */
+function opensReason(program: string, via: string): string {
+  return `${program} ${via} starts the browser or viewer ${program}'s settings name, any program a project's .npmrc sets; ${SEE_NOT}`;
+}
+
+/** `yarn plugin import URL`, `yarn set version URL`: code fetched now, run by every later yarn command of the project. */
+function fetchesReason(program: string, via: string): string {
+  return `${program} ${via} fetches code that every later ${program} command in the project runs (a plugin, or ${program} itself); ${SEE_NOT}, nor what later runs will do`;
 }
 
 /**
@@ -687,6 +712,7 @@ function subcommand(program: string, argv: readonly string[], family: Extract<Fa
   if (family.stdin === true && words.includes('-')) return stdinReason(program);
   for (let i = 0; i < words.length; i += 1) {
     const word = words[i]!;
+    if (family.pairs?.get(word)?.has(words[i + 1] ?? '') === true) return { program, via: `${word} ${words[i + 1]!}`, reason: family.reason(program, `${word} ${words[i + 1]!}`) };
     if (family.subcommands.has(word)) {
       const own = { program, via: word, reason: family.reason(program, word) };
       if (!family.inner?.has(word)) return own;

@@ -65,6 +65,15 @@ describe('an approval for a command that runs code its argv does not show', () =
       assert.deepEqual([after.status, after.decision, after.approvers], ['pending', null, []]);
     });
 
+    it("refuses it for npm repo PKG and yarn set version URL, which start a program a project's .npmrc names or fetch code later yarn runs execute (regression: npm repo and yarn set version were allowed always)", () => {
+      const approvals = store();
+      for (const argv of [['npm', 'repo', 'left-pad'], ['yarn', 'set', 'version', 'https://example.com/yarn.cjs']]) {
+        const made = approvals.create({ digest: digestOf(argv.join(' ')), action: run(argv), quorum: 1 });
+        assert.throws(() => approvals.resolve(made.id, 'allow-always', 'alice'), { code: 'GATEWAY_PARAMS_INVALID' }, argv.join(' '));
+        assert.equal(approvals.resolve(made.id, 'allow-once', 'alice').decision, 'allow-once', argv.join(' '));
+      }
+    });
+
     it('refuses it through resolveWhenFree and resolveRecorded too (the gateway and the CLI), recording nothing', async () => {
       const approvals = store();
       const made = approvals.create({ digest: digestOf('always-2'), action: run(['ssh', 'build-host', 'make deploy']), quorum: 2 });
