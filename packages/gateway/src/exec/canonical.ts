@@ -250,6 +250,8 @@ const NPM_PROGRAM_SETTINGS = [startsOf('editor', 2), startsOf('browser', 2), sta
 const PNPM_PROGRAM_SETTINGS = [...NPM_PROGRAM_SETTINGS, startsOf('npm-path', 5), startsOf('use-node-version', 5)];
 /** A command-line word that sets one of `settings`, as `--NAME` or `--NAME=VALUE`; with `config`, as `--config.NAME=VALUE` too. */
 const settingWord = (settings: readonly string[], config = false): RegExp => new RegExp(`^--${config ? '(?:config\\.)?' : ''}(?:${settings.join('|')})(?:=|$)`);
+/** Programs of RUNNING_WORDS whose words after `--` are their command's, never their own options. */
+const OPTIONS_END_AT_DASHES: ReadonlySet<string> = new Set(['npm', 'pnpm']);
 const RUNNING_WORDS: Record<string, RegExp> = {
   make: MAKE_RUNNING,
   npm: settingWord(NPM_PROGRAM_SETTINGS),
@@ -604,7 +606,9 @@ function expand(argv: string[], depth: number): Expanded {
   if (subcommand !== undefined) return { commands: [argv], opaqueReason: subcommandReason(program, subcommand, argv, SUBCOMMAND_RUNNERS[program]!) };
   const running = RUNNING_OPTIONS[program];
   if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
-  const named = RUNNING_WORDS[program] === undefined ? undefined : argv.slice(1).find((a) => RUNNING_WORDS[program]!.test(a));
+  // npm and pnpm read no option after `--`: `npm test -- --browser=x` hands it to the script.
+  const own = OPTIONS_END_AT_DASHES.has(program) && argv.includes('--') ? argv.slice(1, argv.indexOf('--')) : argv.slice(1);
+  const named = RUNNING_WORDS[program] === undefined ? undefined : own.find((a) => RUNNING_WORDS[program]!.test(a));
   if (named !== undefined) return { commands: [argv], opaqueReason: `${program} ${cut(named, 40)} runs a command named on its command line, which Corral does not read through: permit that command and run it directly` };
   if (program === 'ip' && argv.slice(1).some((a) => IP_RUNNING.test(a))) return { commands: [argv], opaqueReason: 'ip netns exec, ip vrf exec and ip -batch run other commands' };
   const attached = ATTACHED_RUNNING_OPTIONS[program];

@@ -398,6 +398,7 @@ describe('npm told on its command line which program to start (--editor, --brows
     ['npm', 'help', 'install', '--viewer=browser', '--browser=touch x'],
     ['npm', 'docs', 'left-pad', '--br=touch x'],
     ['npm', 'test', '--script-shell=/tmp/x/sh'],
+    ['npm', 'test', '--script-shell=/tmp/x/sh', '--', 'arg'],
     ['npm', 'install', '--node-options=--require=/tmp/x.js'],
     ['npm', 'ci', '--userconfig=/tmp/x/npmrc'],
     ['npm', 'init', '-y', '--init-module=/tmp/x.js'],
@@ -412,8 +413,8 @@ describe('npm told on its command line which program to start (--editor, --brows
     }
   });
 
-  it('keeps npm as it is with options that name no program: npm install --global x, npm ci --ignore-scripts, npm version --no-git-tag-version, npm test --silent', () => {
-    for (const argv of [['npm', 'install', '--global', 'x'], ['npm', 'ci', '--ignore-scripts'], ['npm', 'version', 'patch', '--no-git-tag-version'], ['npm', 'test', '--silent'], ['npm', 'publish', '--registry=https://r.example']]) {
+  it('keeps npm as it is with options that name no program, and with words after -- that npm hands to its script: npm install --global x, npm ci --ignore-scripts, npm version --no-git-tag-version, npm test --silent, npm test -- --browser=firefox (regression: refused as npm starting a browser)', () => {
+    for (const argv of [['npm', 'install', '--global', 'x'], ['npm', 'ci', '--ignore-scripts'], ['npm', 'version', 'patch', '--no-git-tag-version'], ['npm', 'test', '--silent'], ['npm', 'publish', '--registry=https://r.example'], ['npm', 'test', '--', '--browser=firefox'], ['npm', 'run', 'e2e', '--', '--shell', 'zsh'], ['pnpm', 'test', '--', '--config.script-shell=x']]) {
       const run = canonicalRun({ command: argv });
       assert.deepEqual([run.opaque, run.commands], [false, [argv]], argv.join(' '));
     }
