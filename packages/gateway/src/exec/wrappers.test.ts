@@ -79,6 +79,18 @@ function permitting(program: string, command: string[]): string {
   return decideRun(point, { type: 'Agent', id: 'bot' }, canonicalRun({ command })).decision;
 }
 
+/**
+ * Asserts that `argv` is opaque and denied: as it is (under a policy permitting `permit` alone, when given), by the
+ * program's path in /usr/bin (`byPath`), and inside a shell payload, its words written there by `quote` (single-quoted).
+ */
+function assertDeniedOpaque(argv: string[], options: { permit?: string; byPath?: boolean; quote?: (word: string) => string } = {}): void {
+  const judge = (command: string[]) => (options.permit !== undefined ? permitting(options.permit, command) : decide(command));
+  assert.equal(canonicalRun({ command: argv }).opaque, true, argv.join(' '));
+  assert.equal(judge(argv), 'deny', argv.join(' '));
+  if (options.byPath) assert.equal(judge([`/usr/bin/${argv[0]!}`, ...argv.slice(1)]), 'deny', `/usr/bin/${argv.join(' ')}`);
+  assert.equal(decide(['sh', '-c', argv.map(options.quote ?? ((a) => `'${a}'`)).join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
+}
+
 describe('a program that runs a command through a subcommand (bundle exec, uv run, npm exec, docker exec)', () => {
   const runs: string[][] = [
     ['bundle', 'exec', 'rm', '-rf', '/x'],
@@ -159,12 +171,7 @@ describe('a program that runs a command through a subcommand (bundle exec, uv ru
   ];
 
   it('makes each run opaque, naming the subcommand, bare, by its path and in a shell payload (regression: decided on the program alone, so a permit for it ran whatever it was told to)', () => {
-    for (const argv of runs) {
-      const run = canonicalRun({ command: argv });
-      assert.equal(run.opaque, true, argv.join(' '));
-      assert.equal(decide(argv), 'deny', argv.join(' '));
-      assert.equal(decide(['sh', '-c', argv.map((a) => `'${a}'`).join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
-    }
+    for (const argv of runs) assertDeniedOpaque(argv);
     assert.match(canonicalRun({ command: ['bundle', 'exec', 'rm'] }).opaqueReason!, /bundle exec runs another command/);
     assert.match(canonicalRun({ command: ['docker', 'container', 'exec', 'c', 'rm'] }).opaqueReason!, /docker exec runs another command/);
   });
@@ -246,12 +253,7 @@ describe('a package manager that runs a package or command its first word names 
   ];
 
   it('makes each run opaque and denies it, bare, by its path and in a shell payload (regression: decided on npm, yarn or bun alone, so a permit for it ran create-vite, rm or touch)', () => {
-    for (const argv of runs) {
-      assert.equal(canonicalRun({ command: argv }).opaque, true, argv.join(' '));
-      assert.equal(decide(argv), 'deny', argv.join(' '));
-      assert.equal(decide([`/usr/bin/${argv[0]!}`, ...argv.slice(1)]), 'deny', `/usr/bin/${argv.join(' ')}`);
-      assert.equal(decide(['sh', '-c', argv.map((a) => `'${a}'`).join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
-    }
+    for (const argv of runs) assertDeniedOpaque(argv, { byPath: true });
   });
 
   it('says what npm init PKG runs, and that npm init -y runs none', () => {
@@ -351,12 +353,7 @@ describe('a build tool or task runner told on its command line to run a command 
   ];
 
   it('makes each run opaque and denies it, bare and in a shell payload (regression: decided on the build tool alone, so a permit for make or cargo ran the command named)', () => {
-    for (const argv of runs) {
-      const run = canonicalRun({ command: argv });
-      assert.equal(run.opaque, true, argv.join(' '));
-      assert.equal(decide(argv), 'deny', argv.join(' '));
-      assert.equal(decide(['sh', '-c', argv.map((a) => `'${a.replaceAll('$', '')}'`).join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
-    }
+    for (const argv of runs) assertDeniedOpaque(argv, { quote: (a) => `'${a.replaceAll('$', '')}'` });
     assert.equal(canonicalRun({ command: ['make', 'SHELL=/tmp/x/sh'] }).opaqueReason, 'make SHELL=/tmp/x/sh runs a command named on its command line, which Corral does not read through: permit that command and run it directly');
   });
 
@@ -406,11 +403,7 @@ describe('npm told on its command line which program to start (--editor, --brows
   ];
 
   it('makes each run opaque and denies it under a permit for npm, bare and in a shell payload (regression: decided on npm alone, so a permit for npm ran the program named)', () => {
-    for (const argv of runs) {
-      assert.equal(canonicalRun({ command: argv }).opaque, true, argv.join(' '));
-      assert.equal(permitting('npm', argv), 'deny', argv.join(' '));
-      assert.equal(decide(['sh', '-c', argv.map((a) => `'${a}'`).join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
-    }
+    for (const argv of runs) assertDeniedOpaque(argv, { permit: 'npm' });
   });
 
   it('keeps npm as it is with options that name no program, and with words after -- that npm hands to its script: npm install --global x, npm ci --ignore-scripts, npm version --no-git-tag-version, npm test --silent, npm test -- --browser=firefox (regression: refused as npm starting a browser)', () => {
@@ -447,11 +440,7 @@ describe('npm config edit and npm edit, which only start the editor npm\'s setti
   ];
 
   it('makes each run opaque and denies it under a permit for npm, bare and in a shell payload, saying what to do instead (regression: decided on npm alone, so a permit for npm ran the editor a project\'s .npmrc named)', () => {
-    for (const argv of runs) {
-      assert.equal(canonicalRun({ command: argv }).opaque, true, argv.join(' '));
-      assert.equal(permitting('npm', argv), 'deny', argv.join(' '));
-      assert.equal(decide(['sh', '-c', argv.join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
-    }
+    for (const argv of runs) assertDeniedOpaque(argv, { permit: 'npm', quote: (a) => a });
     assert.equal(canonicalRun({ command: ['npm', 'config', 'edit'] }).opaqueReason, "npm config edit only starts the editor npm's settings name, any program a project's .npmrc sets, which Corral does not read through: edit the file, or use npm config set");
     assert.match(canonicalRun({ command: ['npm', 'ed', 'x'] }).opaqueReason!, /^npm ed only starts the editor .*: edit the package's files and run npm rebuild$/);
   });
@@ -490,11 +479,7 @@ describe('pnpm told on its command line which program to start (--script-shell, 
   ];
 
   it('makes each run opaque and denies it under a permit for pnpm, bare and in a shell payload (regression: decided on pnpm alone, so a permit for pnpm ran the shell named)', () => {
-    for (const argv of runs) {
-      assert.equal(canonicalRun({ command: argv }).opaque, true, argv.join(' '));
-      assert.equal(permitting('pnpm', argv), 'deny', argv.join(' '));
-      assert.equal(decide(['sh', '-c', argv.join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
-    }
+    for (const argv of runs) assertDeniedOpaque(argv, { permit: 'pnpm', quote: (a) => a });
   });
 
   it('keeps pnpm as it is with settings that name no program: --frozen-lockfile, --config.node-linker=hoisted, --shell-emulator', () => {
