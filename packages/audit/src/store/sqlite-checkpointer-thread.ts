@@ -16,31 +16,13 @@
 import { statSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
-import { committed, isClosing, noteLook, waitForCommit, type CommitCount } from './sqlite-commit-count.ts';
+import { committed, isClosing, lookDue, noteLook, noteLooked, waitForCommit, type CommitCount } from './sqlite-commit-count.ts';
 
 /**
- * Checkpoint once this many records were committed since the last one… A
- * checkpoint ends with an fsync of the database file, and a commit's fsync
- * made meanwhile waits for the disk to take everything written before it:
- * the checkpoint's pages as well as its own. So the pages copied at once
- * bound how long a commit beside a checkpoint takes. At 50,000 appends/s,
- * checkpoints of ~1,600 records (~1.2 MB, when this was 2,048 and the 32
- * commits below came first) made commits beside them take 5–20 ms and the
- * acknowledgement p99 4.8–26 ms; of 512 records, 2.2–3.7 ms, with appends
- * per second unchanged (docs/measured.md, 2026-11-29).
+ * Fewer commits than a look is due for (EVERY_RECORDS, EVERY_COMMITS) wake no
+ * one: the log is looked at once none came for this long, 250–500 ms after
+ * the last one.
  */
-const EVERY_RECORDS = 512;
-/**
- * …or this many commits. Once a checkpoint has copied the whole log, the next
- * commit starts the log over from its beginning and overwrites pages the file
- * already has; a commit that makes the file longer also waits for the file
- * system to journal its new size, which doubles its fsync (0.7 against
- * 1.4 ms at p50 on this project's test machines). Small commits — a gateway
- * recording one decision at a time — write a few whole pages each, so
- * counting records alone would leave the log growing for thousands of them.
- */
-const EVERY_COMMITS = 32;
-/** …or this long after a commit when fewer came. */
 const IDLE_MS = 250;
 
 const { path, committed: count } = workerData as { path: string; committed: CommitCount };
@@ -58,6 +40,7 @@ function lastWrite(): string | null {
 }
 
 let done = committed(count);
+noteLooked(count, done);
 /** The database file as this thread last saw it: after its own checkpoint, or when it left one to another process. */
 let seenWrite = lastWrite();
 /** True when this thread left commits it counted to another process's checkpoint, and looks again once the log is idle. */
@@ -67,14 +50,19 @@ let owed = false;
 parentPort?.postMessage('ready');
 while (!isClosing(count)) {
   const seen = committed(count);
-  if (seen.records === done.records && seen.commits === done.commits) {
-    if (!waitForCommit(count, seen.records, IDLE_MS) && owed) look();
-    continue;
+  if (!lookDue(seen, done)) {
+    // Woken: a look is due now, or a commit came as this began to wait.
+    if (waitForCommit(count, seen.records, IDLE_MS)) continue;
+    const now = committed(count);
+    // Commits came meanwhile, too few to wake this thread: the writer has not paused yet.
+    if (now.records !== seen.records || now.commits !== seen.commits) continue;
+    if (seen.records === done.records && seen.commits === done.commits) {
+      if (owed) look();
+      continue;
+    }
   }
-  // Fewer new ones than either threshold: wait for the writer to pause first.
-  const few = seen.records - done.records < EVERY_RECORDS && seen.commits - done.commits < EVERY_COMMITS;
-  if (few && waitForCommit(count, seen.records, IDLE_MS)) continue;
   done = seen;
+  noteLooked(count, done);
   look();
 }
 db.close();

@@ -4,13 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import { checkpointsRun, newCommitCount, noteClosing, noteCommit, type CommitCount } from './sqlite-commit-count.ts';
+import { EVERY_COMMITS, EVERY_RECORDS, checkpointsRun, lookDue, newCommitCount, noteClosing, noteCommit, type CommitCount } from './sqlite-commit-count.ts';
 
 const PAGE = 16384;
-/** Commits a checkpointer counts before it looks at the log (its EVERY_COMMITS). */
-const EVERY_COMMITS = 32;
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-checkpointer-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -86,6 +85,45 @@ describe('the checkpointer thread', () => {
         await checkpointer.stop();
         log.db.close();
       }
+    });
+  });
+
+  describe('when commits are fewer than a look is due for', () => {
+    it('wakes for none of them, and looks at the log once it has been idle', async () => {
+      const log = newLog('idle.db');
+      const checkpointer = await startCheckpointer(log.path);
+      try {
+        for (let i = 0; i < 3; i++) {
+          log.commit();
+          noteCommit(checkpointer.count, 1);
+        }
+        await lookedAfter(checkpointer.count, 0);
+        assert.deepEqual(checkpointsRun(checkpointer.count), { looks: 1, checkpoints: 1, wakes: 0 });
+        // A look is due at EVERY_COMMITS commits since the last one: the commits before that wake nothing either.
+        for (let i = 1; i < EVERY_COMMITS; i++) {
+          log.commit();
+          noteCommit(checkpointer.count, 1);
+        }
+        assert.equal(checkpointsRun(checkpointer.count).wakes, 0);
+        log.commit();
+        noteCommit(checkpointer.count, 1);
+        await lookedAfter(checkpointer.count, 1);
+        assert.equal(checkpointsRun(checkpointer.count).checkpoints, 2);
+      } finally {
+        await checkpointer.stop();
+        log.db.close();
+      }
+    });
+  });
+
+  describe('a look is due', () => {
+    it('at EVERY_RECORDS records or EVERY_COMMITS commits since the last, right across the wrap of a 32-bit count', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.nat(10_000), fc.nat(100), (records, commits, moreRecords, moreCommits) => {
+          const seen = { records: (records + moreRecords) | 0, commits: (commits + moreCommits) | 0 };
+          assert.equal(lookDue(seen, { records, commits }), moreRecords >= EVERY_RECORDS || moreCommits >= EVERY_COMMITS);
+        }),
+      );
     });
   });
 
