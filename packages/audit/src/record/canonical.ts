@@ -63,21 +63,8 @@ function integerLike(key: string): boolean {
  */
 function order(value: unknown, depth: number): unknown {
   if (depth > MAX_DEPTH) refuse(`nested deeper than ${MAX_DEPTH}`);
-  switch (typeof value) {
-    case 'string':
-      if (!value.isWellFormed()) refuse('string holds a lone surrogate');
-      return value;
-    case 'number':
-      if (!Number.isFinite(value)) refuse(`${value} is not a finite number`);
-      return value;
-    case 'boolean':
-      return value;
-    case 'object':
-      if (value === null) return null;
-      break;
-    default:
-      refuse(`${typeof value} is not JSON`);
-  }
+  const checked = checkedScalar(value);
+  if (checked !== CONTAINER) return checked;
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
@@ -129,8 +116,16 @@ function order(value: unknown, depth: number): unknown {
   return copy;
 }
 
-/** An array item or member value: scalars checked here, containers by order(). */
+/** An array item or member value: scalars checked here, containers by order() one level down (where depth is counted). */
 function member(value: unknown, depth: number): unknown {
+  const checked = checkedScalar(value);
+  return checked === CONTAINER ? order(value, depth + 1) : checked;
+}
+
+const CONTAINER = Symbol('container');
+
+/** A scalar `value` checked (itself), CONTAINER for an array or object, or a refusal of anything JSON does not hold. */
+function checkedScalar(value: unknown): unknown {
   switch (typeof value) {
     case 'string':
       if (!value.isWellFormed()) refuse('string holds a lone surrogate');
@@ -140,10 +135,10 @@ function member(value: unknown, depth: number): unknown {
       return value;
     case 'boolean':
       return value;
-    case 'undefined':
-      return refuse('undefined is not JSON');
+    case 'object':
+      return value === null ? null : CONTAINER;
     default:
-      return order(value, depth + 1);
+      return refuse(`${typeof value} is not JSON`);
   }
 }
 
@@ -173,22 +168,9 @@ function at<T>(segment: string, work: () => T): T {
 
 function write(value: unknown, depth: number): string {
   if (depth > MAX_DEPTH) refuse(`nested deeper than ${MAX_DEPTH}`);
-  if (value === null) return 'null';
-  switch (typeof value) {
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'number':
-      if (!Number.isFinite(value)) refuse(`${value} is not a finite number`);
-      // ECMAScript Number serialisation is what RFC 8785 section 3.2.2.3 specifies; -0 becomes 0.
-      return JSON.stringify(value);
-    case 'string':
-      if (!value.isWellFormed()) refuse('string holds a lone surrogate');
-      return JSON.stringify(value);
-    case 'object':
-      break;
-    default:
-      refuse(`${typeof value} is not JSON`);
-  }
+  const checked = checkedScalar(value);
+  // ECMAScript's serialisation of a number is what RFC 8785 section 3.2.2.3 specifies (-0 becomes 0), of a string section 3.2.2.2.
+  if (checked !== CONTAINER) return JSON.stringify(checked);
   if (Array.isArray(value)) {
     let out = '[';
     for (let i = 0; i < value.length; i++) {
