@@ -392,61 +392,64 @@ const TAIL_BYTES = 104;
 const RECORD_HEAD = '{"event":{';
 
 /**
- * The second pass by leaf hash: each record line's seq and prev read from its
- * tail, its leaf hash taken over its bytes. False at the first line that is
- * not of that shape (or not a safe seq) and at the first damage: the parsed
- * passes then say what is wrong. `progress` is told the records read after each batch of lines.
+ * Calls `each` with every record line of `read` (each but the header, blank
+ * lines, which hold no record and change none, and signed lines) and its
+ * line number, until `each` returns false; `progress` is told the records
+ * read after each chunk. False when `each` did, else true.
  */
-async function recordsByHash(verifier: LogVerifier, read: AsyncIterable<Lines>, _path: string, progress: (verified: number) => void): Promise<boolean> {
+async function eachRecordLine(read: AsyncIterable<Lines>, progress: (verified: number) => void, each: (n: number, bytes: Buffer) => boolean): Promise<boolean> {
   let records = 0;
   for await (const batch of read) {
     for (let i = 0; i < batch.bytes.length; i++) {
       const n = batch.first + i;
       const bytes = batch.bytes[i] as Buffer;
       if (n === 1 || bytes.length === 0 || signedLine(bytes)) continue;
-      if (bytes.toString('latin1', 0, RECORD_HEAD.length) !== RECORD_HEAD) return false;
-      const tail = RECORD_TAIL.exec(bytes.toString('latin1', Math.max(0, bytes.length - TAIL_BYTES), bytes.length));
-      const seq = tail ? Number(tail[2]) : Number.NaN;
-      if (!tail || !Number.isSafeInteger(seq)) return false;
-      verifier.addLeaf(seq, tail[1] as string, sha256Hasher.leaf(bytes), n);
-      if (!verifier.clean) return false;
       records++;
+      if (!each(n, bytes)) return false;
     }
     progress(records);
   }
   return true;
 }
 
+/**
+ * The second pass by leaf hash: each record line's seq and prev read from its
+ * tail, its leaf hash taken over its bytes. False at the first line that is
+ * not of that shape (or not a safe seq) and at the first damage: the parsed
+ * passes then say what is wrong. `progress` is told the records read after each batch of lines.
+ */
+function recordsByHash(verifier: LogVerifier, read: AsyncIterable<Lines>, _path: string, progress: (verified: number) => void): Promise<boolean> {
+  return eachRecordLine(read, progress, (n, bytes) => {
+    if (bytes.toString('latin1', 0, RECORD_HEAD.length) !== RECORD_HEAD) return false;
+    const tail = RECORD_TAIL.exec(bytes.toString('latin1', Math.max(0, bytes.length - TAIL_BYTES), bytes.length));
+    const seq = tail ? Number(tail[2]) : Number.NaN;
+    if (!tail || !Number.isSafeInteger(seq)) return false;
+    verifier.addLeaf(seq, tail[1] as string, sha256Hasher.leaf(bytes), n);
+    return verifier.clean;
+  });
+}
+
 /** The second pass, parsing each record line: the records, in order, to `verifier`. Always true (damage is reported). */
-async function parsedRecords(verifier: LogVerifier, read: AsyncIterable<Lines>, path: string, progress: (verified: number) => void): Promise<boolean> {
-  let records = 0;
-  for await (const batch of read) {
-    for (let i = 0; i < batch.bytes.length; i++) {
-      const n = batch.first + i;
-      const bytes = batch.bytes[i] as Buffer;
-      // A blank line holds no record and changes none.
-      if (n === 1 || bytes.length === 0 || signedLine(bytes)) continue;
-      records++;
-      if (verifier.settled) {
-        // The first break is found and diagnosed: parsing the rest of a hostile file would only cost time.
-        verifier.skip();
-        continue;
-      }
-      const text = decode(bytes);
-      if (text instanceof Unreadable) {
-        verifier.malformed(`${path}:${n}: ${text.why}`, n);
-        continue;
-      }
-      try {
-        const r = parseRecord(text);
-        verifier.record({ seq: r.seq, prev: r.prev, body: r.body, line: n });
-      } catch (error) {
-        verifier.malformed(`${path}:${n}: ${(error as Error).message}`, n);
-      }
+function parsedRecords(verifier: LogVerifier, read: AsyncIterable<Lines>, path: string, progress: (verified: number) => void): Promise<boolean> {
+  return eachRecordLine(read, progress, (n, bytes) => {
+    if (verifier.settled) {
+      // The first break is found and diagnosed: parsing the rest of a hostile file would only cost time.
+      verifier.skip();
+      return true;
     }
-    progress(records);
-  }
-  return true;
+    const text = decode(bytes);
+    if (text instanceof Unreadable) {
+      verifier.malformed(`${path}:${n}: ${text.why}`, n);
+      return true;
+    }
+    try {
+      const r = parseRecord(text);
+      verifier.record({ seq: r.seq, prev: r.prev, body: r.body, line: n });
+    } catch (error) {
+      verifier.malformed(`${path}:${n}: ${(error as Error).message}`, n);
+    }
+    return true;
+  });
 }
 
 /**
