@@ -16,6 +16,7 @@ const LEVELS: Record<GatewayLogLine['event'], Level> = {
   'protocol-error': 'warn',
   'policy-edit-refused': 'warn',
   'policy-watch-failed': 'warn',
+  'traces-export-failed': 'warn',
   'handler-failed': 'error',
   'policy-activation-unrecorded': 'error',
   'policy-edit-unrecorded': 'error',

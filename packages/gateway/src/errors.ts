@@ -77,6 +77,8 @@ export type GatewayErrorCode =
   | 'GATEWAY_TIMEOUT'
   /** Start-up configuration is missing or wrong (no token, bad bind address). */
   | 'GATEWAY_CONFIG_INVALID'
+  /** The OpenTelemetry environment variables ask for traces in a way the gateway cannot send them (a malformed endpoint or headers, a protocol other than http/json): the message names the variable, never its value. */
+  | 'GATEWAY_TRACING_INVALID'
   /** `publicUrl` is not an absolute http(s) origin the gateway can be reached at (https unless its host is loopback; no credentials, path, query or fragment), or the console's OIDC redirectUri is not its callback. */
   | 'GATEWAY_PUBLIC_URL_INVALID'
   /** An entry of `trustedProxies` is not an IP address or an address block (`10.0.0.0/8`, `fd00::/8`) short of every address. */

@@ -31,6 +31,9 @@ import { GatewayServer, peerKind, type GatewayLogEntry, type GatewayServerOption
 import { SurfaceStore, openGatewayDb } from './store/store.ts';
 import { wellFormed } from './well-formed.ts';
 import { GATEWAY_BUSY_TIMEOUT_MS, setBusyTimeout } from './store/write-lock.ts';
+import type { TraceLogEntry } from './traces/export-warnings.ts';
+import type { Tracing } from './traces/otlp-tracing.ts';
+import type { TracingConfig } from './traces/tracing-config.ts';
 
 // clientAddresses is made from trustedProxies.
 export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity' | 'log' | 'clientAddresses' | 'onRefusal'> {
@@ -77,12 +80,18 @@ export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity' | 
    * auditor. Throws GATEWAY_CONFIG_INVALID at start when shorter.
    */
   metricsToken?: string;
+  /**
+   * Send traces of governed commands to an OpenTelemetry collector
+   * (tracingFromEnv reads them from the standard OTEL_* variables); without
+   * it the gateway sends none and never loads the OpenTelemetry SDK.
+   */
+  tracing?: TracingConfig;
   /** The gateway's log: refusals and faults of connections, requests and the policy set, with their codes; never a token, key or policy text. */
   log?: (entry: GatewayLogLine) => void;
 }
 
 /** A line of the gateway's log: its server's (connections, requests) or its policy set's (a refused hand edit, an unrecorded activation). */
-export type GatewayLogLine = GatewayLogEntry | PolicyLogEntry;
+export type GatewayLogLine = GatewayLogEntry | PolicyLogEntry | TraceLogEntry;
 
 /**
  * How often the gateway looks for nodes unpaired by another process (`corral
@@ -108,13 +117,15 @@ export class Gateway {
   readonly #feed: AuditFeed;
   /** The policy set, whose watch of its directory close() ends. */
   readonly #policies: PolicyControl | undefined;
+  /** The traces sent to a collector, if asked for: close() sends what is left. */
+  readonly #tracing: Tracing | undefined;
   readonly #sweep: NodeJS.Timeout;
   /** The sweep under way, if any: the next waits for it, and so does close(). */
   #sweeping: Promise<void> | undefined;
   /** The agents whose kill switch was pulled since the last sweep, by any process on the store. */
   readonly #stoppedAgents: () => Agent[];
 
-  private constructor(parts: { server: GatewayServer; inventory: NodeInventory; invoker: NodeInvoker; approvals: ApprovalStore; identity: Identity; http: HttpApi; db: DatabaseSync; audit: AuditLog | undefined; feed: AuditFeed; policies: PolicyControl | undefined }) {
+  private constructor(parts: { server: GatewayServer; inventory: NodeInventory; invoker: NodeInvoker; approvals: ApprovalStore; identity: Identity; http: HttpApi; db: DatabaseSync; audit: AuditLog | undefined; feed: AuditFeed; policies: PolicyControl | undefined; tracing: Tracing | undefined }) {
     this.server = parts.server;
     this.inventory = parts.inventory;
     this.invoker = parts.invoker;
@@ -125,6 +136,7 @@ export class Gateway {
     this.#audit = parts.audit;
     this.#feed = parts.feed;
     this.#policies = parts.policies;
+    this.#tracing = parts.tracing;
     this.#stoppedAgents = this.identity.agents.watchStopped();
     try {
       this.#stoppedAgents();
@@ -197,7 +209,10 @@ export class Gateway {
     let db: DatabaseSync | undefined;
     let audit: AuditLog | undefined;
     let server: GatewayServer | undefined;
+    let tracing: Tracing | undefined;
     try {
+      // Loaded only when asked for: a gateway without traces never imports the OpenTelemetry SDK.
+      if (options.tracing) tracing = (await import('./traces/otlp-tracing.ts')).startTracing(options.tracing, options.log);
       db = openGatewayDb(options.stateDir);
       const consoleFiles = options.consoleDir !== undefined ? new ConsoleFiles(options.consoleDir) : undefined;
       // The identity store's agents and humans are composed into the set's entities, so that a policy on an agent's process applies to every agent of it.
@@ -205,7 +220,7 @@ export class Gateway {
       const decider = options.decider ?? policies!;
       const given = typeof options.audit === 'object' ? options.audit : undefined;
       if (!given && options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
-      const { stateDir: _s, policyDir: _p, decider: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, publicUrl: _u, trustedProxies: _t, metricsToken, ...serverOptions } = options;
+      const { stateDir: _s, policyDir: _p, decider: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, publicUrl: _u, trustedProxies: _t, metricsToken, tracing: _tracing, ...serverOptions } = options;
       const metrics = new GatewayMetrics();
       const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}), metrics: { metrics, scrapeToken: metricsToken } });
       // One reading of who sent each request, for the caps on unfinished handshakes and for the HTTP API.
@@ -240,7 +255,8 @@ export class Gateway {
         ...(approvalTtlMs ? { approvalTtlMs } : {}),
         ...(approvalPollMs ? { approvalPollMs } : {}),
         ...(operatorPrincipal ? { operatorPrincipal } : {}),
-        metrics: metrics.invoke,
+        // One call feeds the metrics and, when they are sent, the traces.
+        metrics: tracing ? tracing.traced(metrics.invoke) : metrics.invoke,
       });
       metrics.watch({ approvals, identity, connections: () => listening.connections().map((connection) => peerKind(connection.peer!)) });
       // Opened and migrated (waiting up to 5 s for a corral command, as start-up may), the gateway's connection
@@ -268,7 +284,7 @@ export class Gateway {
         oidc: oidc ? new OidcSignIn(oidc, now) : undefined,
         now,
       });
-      const gateway = new Gateway({ server, inventory, invoker, approvals, identity, http, db, audit, feed, policies });
+      const gateway = new Gateway({ server, inventory, invoker, approvals, identity, http, db, audit, feed, policies, tracing });
       // Runs of nodes unpaired while this gateway was stopped are recorded now.
       await gateway.sweepUnpaired();
       return gateway;
@@ -276,6 +292,7 @@ export class Gateway {
       policies?.close();
       await server?.close();
       await audit?.close();
+      await tracing?.close();
       db?.close();
       identity.close();
       throw error;
@@ -295,6 +312,8 @@ export class Gateway {
     await this.invoker.nodeAudit.flushAll();
     this.#feed.stop();
     await this.#audit?.close();
+    // The last spans are sent for a moment at most (CLOSE_FLUSH_MS): a collector down never holds the shutdown.
+    await this.#tracing?.close();
     this.#db.close();
     this.identity.close();
   }

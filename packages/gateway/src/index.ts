@@ -13,6 +13,9 @@ export { acceptsHelloOk, checkConnectParams, isHelloOk, parseClientFrame, parseS
 export type { ConnectParams, HelloOk } from './protocol/frames.ts';
 export { Gateway } from './gateway.ts';
 export type { GatewayLogLine, GatewayOptions } from './gateway.ts';
+export { tracingFromEnv } from './traces/tracing-config.ts';
+export type { TracingConfig } from './traces/tracing-config.ts';
+export type { TraceLogEntry } from './traces/export-warnings.ts';
 export type { PolicyLogEntry } from './http/policy-control.ts';
 export { hashFiles, readFiles as readPolicySetFiles } from './http/policy-control.ts';
 export { identityEntities, withIdentityEntities } from './http/identity-entities.ts';

@@ -34,7 +34,7 @@ import { nodeRefusal, refusalRecord } from './node-refusal.ts';
 import type { OpenRun, OpenRuns } from './open-runs.ts';
 import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
 import { cut } from '../well-formed.ts';
-import { UNMEASURED, type InvokeMeter } from '../metrics/invoke-metrics.ts';
+import { UNMEASURED, type InvokeMeter, type RunFacts } from '../metrics/invoke-metrics.ts';
 
 /**
  * Corral's addition to the node protocol: a node that declares this cap holds
@@ -114,7 +114,7 @@ export interface GrantView {
 }
 
 /** A request whose caller left, or whose timeout passed, before its node answered (`why`): what its late result is recorded as. */
-type Abandoned = { connection: Connection; nodeId: string; command: string; principal: PrincipalRef; approvalId: string | undefined; why: 'caller-left' | 'timeout'; timer: NodeJS.Timeout; leftRecorded: Promise<unknown> };
+type Abandoned = { connection: Connection; nodeId: string; command: string; principal: PrincipalRef; approvalId: string | undefined; why: 'caller-left' | 'timeout'; trace: string; timer: NodeJS.Timeout; leftRecorded: Promise<unknown> };
 
 /** A request sent to a node; the node's `node.invoke.result` is acknowledged once `acknowledgeAfter` settles. */
 type Waiter = {
@@ -490,7 +490,16 @@ export class NodeInvoker {
 
   #register(): void {
     const server = this.#server;
-    server.method('node.invoke', { role: 'operator', scopes: ['operator.write'], validate: validateNodeInvokeParams, handler: (params, ctx) => this.#metrics.invoke((params as InvokeParams).command, () => this.#invoke(params as InvokeParams, ctx.peer, ctx.connection)) });
+    server.method('node.invoke', {
+      role: 'operator',
+      scopes: ['operator.write'],
+      validate: validateNodeInvokeParams,
+      handler: (params, ctx) => {
+        // The first run's request id: every record of the command carries it as their trace, and so does its trace.
+        const id = randomUUID();
+        return this.#metrics.invoke((params as InvokeParams).command, runTrace(id), () => this.#invoke(params as InvokeParams, ctx.peer, ctx.connection, id));
+      },
+    });
     server.method('node.invoke.result', {
       role: 'node',
       validate: validateNodeInvokeResultParams,
@@ -636,7 +645,12 @@ export class NodeInvoker {
     });
   }
 
-  async #invoke(params: InvokeParams, peer: Peer, caller: Connection): Promise<unknown> {
+  /**
+   * One governed command, `id` its first run's request id: every record of
+   * the command carries that id as its trace (runTrace), a run sent again
+   * because its node asked a human included.
+   */
+  async #invoke(params: InvokeParams, peer: Peer, caller: Connection, id: string): Promise<unknown> {
     if (RESERVED.has(params.command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `${params.command} is reserved; use exec.approvals.node.*` });
     const target = this.#routeFor(params.nodeId, params.command);
     const { node } = target;
@@ -644,29 +658,34 @@ export class NodeInvoker {
     const principal = this.#principal(peer, params.command, params.params);
     const stands = this.#stands(peer);
     const governance = governanceOf(params.command);
+    const trace = runTrace(id);
+    this.#metrics.noted({ node: node.deviceId, principal: actor(principal).kind as RunFacts['principal'] });
 
     if (!governance) {
       this.#metrics.decided(params.command, 'deny');
-      await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: cut(params.command, 100) }, node: node.deviceId, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: cut(params.command, 100) } });
+      await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: cut(params.command, 100) }, node: node.deviceId, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: cut(params.command, 100) }, trace });
       throw denied(params.command, 'no rule governs this command');
     }
     if (governance.kind === 'read-only') this.#metrics.decided(params.command, 'allow');
     let assessed = governance.kind !== 'read-only' ? await this.#metrics.stage(params.command, 'decide', () => this.#assess(principal, node.deviceId, params.command, governance, params.params)) : undefined;
     // Asked of a human: a run of one script is approved for what that file holds now, read by its node before any approval is looked up.
     if (assessed?.verdict.decision === 'ask') assessed = await this.#boundToScript(target, principal, params.command, assessed, timeoutMs, caller);
-    let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller, stands) : { approvalId: undefined, receiptFor: undefined, unrecorded: undefined };
-    for (let asked = false; ; asked = true) {
-      const result = await this.#run(target, params, principal, governance, assessed, authorized, timeoutMs, caller, stands);
+    let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller, stands, trace) : { approvalId: undefined, receiptFor: undefined, unrecorded: undefined };
+    for (let asked = false, runId = id; ; asked = true, runId = randomUUID()) {
+      if (authorized.approvalId !== undefined) this.#metrics.noted({ approval: authorized.approvalId });
+      const result = await this.#run(target, params, principal, governance, assessed, authorized, timeoutMs, caller, stands, runId, trace);
       // The node's own policy asks a human for a run Corral's allowed outright (upstream's rule: the
       // stricter of the two applies): asked once, as if Corral's policy had asked (an allow-always
-      // grant for exactly this action answers it), then sent again.
+      // grant for exactly this action answers it), then sent again, a request of its own in the same trace.
       if (assessed && !asked && authorized.approvalId === undefined && assessed.verdict.decision === 'allow' && governance.kind === 'run' && nodeAsks(result)) {
         assessed = askedByNode(await this.#boundToScript(target, principal, params.command, assessed, timeoutMs, caller), result.error!.message!);
-        authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller, stands);
+        authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller, stands, trace);
         continue;
       }
       if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
       const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
+      const exitCode = (payload as { exitCode?: unknown } | null | undefined)?.exitCode;
+      if (typeof exitCode === 'number') this.#metrics.noted({ exitCode });
       return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
     }
   }
@@ -677,15 +696,13 @@ export class NodeInvoker {
    * or released once the agent it is for no longer `stands` (see #stands):
    * the command is then recorded as withdrawn and refused.
    */
-  async #run(target: NodeRoute, params: InvokeParams, principal: PrincipalRef, governance: Governance, assessed: Assessed | undefined, authorized: Authorized, timeoutMs: number, caller: Connection, stands: () => boolean): Promise<InvokeResult> {
+  async #run(target: NodeRoute, params: InvokeParams, principal: PrincipalRef, governance: Governance, assessed: Assessed | undefined, authorized: Authorized, timeoutMs: number, caller: Connection, stands: () => boolean, id: string, trace: string): Promise<InvokeResult> {
     const nodeId = target.node.deviceId;
     // Read again: a human's approval may have taken minutes, in which an operator narrowed or unpaired the node.
     const { connection, commands } = this.#routeFor(nodeId, params.command);
     const { approvalId, receiptFor, unrecorded } = authorized;
-    // The request's id: an approval's receipt is issued for it alone.
-    const id = randomUUID();
-    // Every record of this run carries it as their trace, so the decision and the result can be paired (OCSF correlation_uid).
-    const trace = runTrace(id);
+    // `id` is the request's: an approval's receipt is issued for it alone. Every record of the command carries `trace`,
+    // so the decision and the result can be paired (OCSF correlation_uid).
     let commandParams: unknown = params.params ?? null;
     // Whether anything was waited for since the route was read (then it is read again before the send).
     let waited = false;
@@ -764,11 +781,11 @@ export class NodeInvoker {
         outcome = await Promise.race([answered, left.gone]);
       } catch (error) {
         // Past its timeout the node may have run it all the same: told to stop, its outcome unknown, a late result recorded.
-        if (error instanceof GatewayError && error.code === 'GATEWAY_TIMEOUT') return await this.#abandon({ connection, nodeId, command: params.command, principal, approvalId, why: 'timeout' }, id, timeoutMs, recorded, error);
+        if (error instanceof GatewayError && error.code === 'GATEWAY_TIMEOUT') return await this.#abandon({ connection, nodeId, command: params.command, principal, approvalId, why: 'timeout', trace }, id, timeoutMs, recorded, error);
         await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: nodeId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) }, trace })]);
         throw error;
       }
-      if (outcome === CALLER_LEFT) return await this.#abandon({ connection, nodeId, command: params.command, principal, approvalId, why: 'caller-left' }, id, timeoutMs, recorded);
+      if (outcome === CALLER_LEFT) return await this.#abandon({ connection, nodeId, command: params.command, principal, approvalId, why: 'caller-left', trace }, id, timeoutMs, recorded);
       const result = outcome;
       const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
       // Both records durable (the decision's was appended while the node ran) before the caller sees a result.
@@ -831,7 +848,7 @@ export class NodeInvoker {
    * GATEWAY_CONNECTION_CLOSED), or the audit log's refusal.
    */
   async #abandon(request: Omit<Abandoned, 'timer' | 'leftRecorded'>, id: string, timeoutMs: number, recorded: Promise<void>, failure: GatewayError = wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true })): Promise<never> {
-    const { connection, nodeId, command, principal, approvalId, why } = request;
+    const { connection, nodeId, command, principal, approvalId, why, trace } = request;
     await recorded.catch(() => undefined);
     this.#stopWaiting(id);
     // A node that goes on all the same (one that does not know the event) still has its result recorded, while it could
@@ -844,7 +861,7 @@ export class NodeInvoker {
     const timer = setTimeout(() => this.#abandoned.delete(id), timeoutMs + 1_000);
     timer.unref();
     const cancelSent = connection.event(INVOKE_CANCEL_EVENT, { invokeId: id, nodeId });
-    const leftRecorded = this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: why }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) }, trace: runTrace(id) });
+    const leftRecorded = this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: why }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) }, trace });
     this.#abandoned.set(id, { ...request, timer, leftRecorded });
     await leftRecorded;
     throw failure;
@@ -872,7 +889,7 @@ export class NodeInvoker {
       outcome: resultOutcome(result, payload),
       ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
       details: { invokeId: id, ...(request.why === 'caller-left' ? { callerLeft: true } : { afterTimeout: true }), ...containedFacts(payload) },
-      trace: runTrace(id),
+      trace: request.trace,
     });
     return true;
   }
@@ -939,9 +956,10 @@ export class NodeInvoker {
    * wait), GATEWAY_CONNECTION_CLOSED (the caller left while it waited), the
    * denial of an action the policy in force once its approval came forbids
    * or asks more approvers for, and the denial of an agent that no longer
-   * `stands` once its approval came.
+   * `stands` once its approval came. Its records carry `trace`, the
+   * command's, when it has one (a node.invoke's).
    */
-  async #authorize(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, timeoutMs: number, caller: Connection, stands: () => boolean): Promise<Authorized> {
+  async #authorize(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, timeoutMs: number, caller: Connection, stands: () => boolean, trace?: string): Promise<Authorized> {
     const { digest } = assessed;
     // The same exact action already waiting, or approved and not yet run (after a restart, or from the CLI), is reused, never
     // duplicated; unless it was made for fewer approvers than the policy now asks (its quorum raised since): a new one asks them all.
@@ -954,7 +972,7 @@ export class NodeInvoker {
     const grant = assessed.verdict.decision === 'ask' && open?.status !== 'allowed' ? this.#options.grants?.covering(digest) : undefined;
     const verdict = answeredByGrant(assessed.verdict, grant);
     this.#metrics.decided(command, verdict.decision);
-    const decided: AuditEventInput = { actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...(verdict.decision === 'ask' ? { quorum: verdict.quorum } : {}), ...assessed.auditDetails } };
+    const decided: AuditEventInput = { actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...(verdict.decision === 'ask' ? { quorum: verdict.quorum } : {}), ...assessed.auditDetails }, ...(trace !== undefined ? { trace } : {}) };
     // The caller appends an allow's record, so that it can overlap the commit with the command's way to the node.
     if (verdict.decision === 'allow') return { approvalId: undefined, receiptFor: undefined, unrecorded: decided };
     await this.#metrics.stage(command, 'decision_record', () => this.#audit(decided));
@@ -968,9 +986,9 @@ export class NodeInvoker {
       const made = this.#options.approvals.createNowOrWhenFree({ digest, action: { ...assessed.subject, reason: verdict.reason, policies: verdict.policies, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
       approval = made instanceof Promise ? await made : made;
       this.#server.broadcast('exec.approval.requested', { id: approval.id, request: shownAction(approval.action), createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
-      await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: nodeId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs, ...runsCodeOf(approval) } });
+      await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: nodeId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs, ...runsCodeOf(approval) }, ...(trace !== undefined ? { trace } : {}) });
     }
-    const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs), caller);
+    const settled = await this.#metrics.stage(command, 'approval', () => this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs), caller));
     if (!settled) throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
     if (settled.status === 'pending') throw wire('GATEWAY_TIMEOUT', { code: 'UNAVAILABLE', message: 'approval pending: retry the same command once it is approved', retryable: true, details: { code: 'APPROVAL_PENDING', approvalId: settled.id } });
     if (settled.status !== 'allowed') throw denied(command, settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);

@@ -14,32 +14,53 @@ const DECISIONS: readonly ApprovalDecision[] = ['allow-once', 'allow-always', 'd
 
 /**
  * A governed system.run's steps: `decide` (its canonical form and the policy
- * decision), `decision_record` (the decision's audit record made durable),
- * `node` (sent to its node until the result came), `result_record` (the
- * result's audit record made durable). A Corral node runs while the decision
- * commits, so `decision_record` and `node` may overlap.
+ * decision), `approval` (a human asked, until the approval was settled),
+ * `decision_record` (the decision's audit record made durable), `node` (sent
+ * to its node until the result came), `result_record` (the result's audit
+ * record made durable). A Corral node runs while the decision commits, so
+ * `decision_record` and `node` may overlap.
  */
-export type RunStage = 'decide' | 'decision_record' | 'node' | 'result_record';
-const STAGES: readonly RunStage[] = ['decide', 'decision_record', 'node', 'result_record'];
+export type RunStage = 'decide' | 'approval' | 'decision_record' | 'node' | 'result_record';
+const STAGES: readonly RunStage[] = ['decide', 'approval', 'decision_record', 'node', 'result_record'];
 
-/** What the governed path tells its metrics (NodeInvoker's `metrics` option). */
+/**
+ * What the governed path learns of a command as it goes, for its trace
+ * alone (a metric label of each would be a series per node): its node, the
+ * kind of principal it runs for, the approval it spends, the exit code of
+ * its run. Never an argv, a working directory, an environment, a path or a
+ * token.
+ */
+export interface RunFacts {
+  node?: string;
+  principal?: 'agent' | 'human' | 'node';
+  approval?: string;
+  exitCode?: number;
+}
+
+/**
+ * What the governed path tells its metrics and, when the gateway sends
+ * them, its traces (NodeInvoker's `metrics` option): one call feeds both.
+ */
 export interface InvokeMeter {
   /** A verdict on `command`: policy's, or the rule table's (a command no rule governs is denied, a read-only one allowed). */
   decided(command: string, effect: Effect): void;
-  /** Runs one node.invoke, timing it end to end by command and outcome (resolved: ok; rejected: error). */
-  invoke<T>(command: string, run: () => Promise<T>): Promise<T>;
+  /** Runs one node.invoke, timing it end to end by command and outcome (resolved: ok; rejected: error); `trace` is what its audit records carry as theirs (32 hex digits), and its trace's id. */
+  invoke<T>(command: string, trace: string, run: () => Promise<T>): Promise<T>;
   /** Starts one step of a system.run and times it until it settles; for any other command, only starts it. Returns what `step` returns. */
   stage<T>(command: string, stage: RunStage, step: () => Promise<T>): Promise<T>;
   /** An approval settled by a decision made through this gateway (a withdrawal is a deny). */
   resolved(decision: ApprovalDecision): void;
+  /** What became known of the node.invoke under way (RunFacts); only its trace keeps it. */
+  noted(facts: RunFacts): void;
 }
 
 /** The meter of a NodeInvoker given none: it measures nothing. */
 export const UNMEASURED: InvokeMeter = {
   decided: () => {},
-  invoke: (_command, run) => run(),
+  invoke: (_command, _trace, run) => run(),
   stage: (_command, _stage, step) => step(),
   resolved: () => {},
+  noted: () => {},
 };
 
 type Observer = { observe(seconds: number): void };
@@ -54,7 +75,7 @@ export class InvokeMetrics implements InvokeMeter {
   constructor(registry: Registry) {
     const decisions = new Counter({ name: 'corral_node_invoke_decisions_total', help: 'Decisions on governed node commands (node.invoke, and the runs a Corral node asks to have authorized), by command (one the gateway has a rule for, else other) and effect.', labelNames: ['command', 'effect'], registers: [registry] });
     const invokes = new Histogram({ name: 'corral_node_invoke_duration_seconds', help: 'How long node.invoke takes in the gateway, from the request to its answer (an approval waited for included), by command and outcome (ok: the node answered ok; error: refused or failed).', labelNames: ['command', 'outcome'], buckets: [...DURATION_BUCKETS], registers: [registry] });
-    const stages = new Histogram({ name: 'corral_run_stage_duration_seconds', help: 'How long each step of a governed system.run takes in the gateway: decide (canonical form and policy), decision_record (its audit record made durable), node (sent to the node until its result), result_record (the result made durable).', labelNames: ['stage'], buckets: [...DURATION_BUCKETS], registers: [registry] });
+    const stages = new Histogram({ name: 'corral_run_stage_duration_seconds', help: 'How long each step of a governed system.run takes in the gateway: decide (canonical form and policy), approval (a human asked, until they answered or it expired), decision_record (its audit record made durable), node (sent to the node until its result), result_record (the result made durable).', labelNames: ['stage'], buckets: [...DURATION_BUCKETS], registers: [registry] });
     const resolved = new Counter({ name: 'corral_approvals_resolved_total', help: 'Approvals settled by a decision made through this gateway (the console, the API, the protocol), by decision; a withdrawal counts as deny.', labelNames: ['decision'], registers: [registry] });
     for (const command of COMMAND_LABELS) {
       this.#decisions.set(command, { allow: counting(decisions.labels(command, 'allow')), deny: counting(decisions.labels(command, 'deny')), ask: counting(decisions.labels(command, 'ask')) });
@@ -68,7 +89,7 @@ export class InvokeMetrics implements InvokeMeter {
     this.#decisions.get(commandLabel(command))![effect].inc();
   }
 
-  async invoke<T>(command: string, run: () => Promise<T>): Promise<T> {
+  async invoke<T>(command: string, _trace: string, run: () => Promise<T>): Promise<T> {
     const started = performance.now();
     const timing = this.#invokes.get(commandLabel(command))!;
     try {
@@ -94,4 +115,6 @@ export class InvokeMetrics implements InvokeMeter {
   resolved(decision: ApprovalDecision): void {
     this.#resolved[decision]?.inc();
   }
+
+  noted(): void {}
 }
