@@ -84,8 +84,12 @@ export const PROCESSES_DIR = 'processes';
  * What every sandbox Corral starts on this state directory is kept out of
  * (`corral run`'s and `corral up`'s nodes'): the whole state directory — the
  * audit signing key, the identity database, the gateway token, the nodes' own
- * keys — except the process workspaces, which a container policy may grant.
+ * keys — except the process workspaces, which a container policy may grant;
+ * and the other state directories this host's Corral commands use unless told
+ * otherwise (`~/.corral`, the one CORRAL_STATE_DIR names), whole: a run with a
+ * state directory of its own, granted `~`, read the default one's keys.
  */
-export function hiddenState(stateDir: string): { dir: string; exposed: string[] } {
-  return { dir: stateDir, exposed: [join(stateDir, PROCESSES_DIR)] };
+export function hiddenState(stateDir: string): { dir: string; exposed: string[]; others: string[] } {
+  const others = [join(homedir(), '.corral'), ...(process.env.CORRAL_STATE_DIR ? [resolve(process.env.CORRAL_STATE_DIR)] : [])].filter((d) => d !== stateDir);
+  return { dir: stateDir, exposed: [join(stateDir, PROCESSES_DIR)], others: [...new Set(others)] };
 }

@@ -72,9 +72,11 @@ export interface NodeHostOptions {
    * A directory holding `stateDir` that no sandbox sees either: `corral up`
    * names its whole state directory (its keys, tokens and databases beside
    * the node's), and in `exposed` the folders of it a container policy may
-   * still grant (its process workspaces). Default: `stateDir` alone.
+   * still grant (its process workspaces); in `others`, Corral's other state
+   * directories on this host (the default one), kept out whole. Default:
+   * `stateDir` alone.
    */
-  hiddenState?: { dir: string; exposed: string[] };
+  hiddenState?: { dir: string; exposed: string[]; others?: string[] };
   /**
    * Container policies by Corral agent name (`*` for any other), as parsed
    * documents; relative paths are taken from `baseDir`, and `source` names
@@ -257,7 +259,7 @@ export class NodeHost {
     if (hidden !== undefined && !inside(options.stateDir, hidden.dir)) throw new NodeError('NODE_CONFIG_INVALID', 'hiddenState.dir must hold stateDir');
     // An exposed folder holding the node's own state would show its device key.
     if (hidden?.exposed.some((e) => !inside(e, hidden.dir) || inside(options.stateDir, e))) throw new NodeError('NODE_CONFIG_INVALID', 'hiddenState.exposed must lie inside hiddenState.dir and outside stateDir');
-    this.#hidden = hidden === undefined ? { stateDir: options.stateDir } : { stateDir: hidden.dir, exposed: hidden.exposed };
+    this.#hidden = hidden === undefined ? { stateDir: options.stateDir } : { stateDir: hidden.dir, exposed: hidden.exposed, otherStateDirs: hidden.others ?? [] };
     this.#options = options;
     this.device = loadOrCreateDevice(options.stateDir);
     // One process per state directory: two with one device key would replace each other's gateway connection, each drop

@@ -70,6 +70,23 @@ describe('corral run', () => {
     });
   });
 
+  describe("when the run keeps a state directory of its own and the policy grants the home that holds the default one (~/.corral)", () => {
+    it("the command finds the default one, and the one CORRAL_STATE_DIR names, masked: their keys and tokens stay out of reach", async () => {
+      const home = realpathSync(mkdtempSync(join(tmpdir(), 'corral-cli-home-')));
+      mkdirSync(join(home, '.corral'));
+      writeFileSync(join(home, '.corral', 'audit-signing-key.pem'), 'default key\n');
+      const named = join(home, 'gateway-state');
+      mkdirSync(named);
+      writeFileSync(join(named, 'gateway-token'), 'named token\n');
+      writeFileSync(join(home, 'notes.txt'), 'visible\n');
+      const own = realpathSync(tempStateDir());
+      const script = `cat ${home}/notes.txt; cat ${home}/.corral/audit-signing-key.pem || echo default-hidden; cat ${named}/gateway-token || echo named-hidden`;
+      const r = await corral(['--state-dir', own, 'run', '--policy', policyFile(`runtime: [shell]\nfilesystem: { readonly: ["${home}"] }\n`), '--', '/bin/sh', '-c', script], { env: { HOME: home, CORRAL_STATE_DIR: named } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'visible\ndefault-hidden\nnamed-hidden\n');
+    });
+  });
+
   describe("when the policy lives in a process workspace of the state directory (STATE/processes, where corral up installs the example)", () => {
     it('runs the example job there, writing its outbox, while the rest of the state directory stays hidden (regression: refused as inside the state directory, so the README\'s example could not run)', async () => {
       const state = realpathSync(tempStateDir());

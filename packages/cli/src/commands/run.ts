@@ -50,7 +50,7 @@ an error document {"error": {"code", "message"}} instead of a summary.`,
       const state = stateDir(command.optsWithGlobals<{ stateDir?: string }>().stateDir);
       const file = resolve(opts.policy);
       // The state directory (audit log, its signing key, the policy cache) is out of every sandbox's reach, but for its process workspaces.
-      const { dir, exposed } = hiddenState(state);
+      const { dir, exposed, others } = hiddenState(state);
       // Written to only once this user's alone, the state directory and the cache in it: one another user owns could have
       // a link put where the cache writes, and have the file it names overwritten. One that cannot be made goes uncached.
       const cacheDir = join(state, POLICY_CACHE);
@@ -58,7 +58,7 @@ an error document {"error": {"code", "message"}} instead of a summary.`,
       const loaded = await refuseBadPolicy(() => loadPolicyFile(file, dirname(file), cached ? { cacheDir } : {}));
       let plan: SandboxPlan;
       try {
-        plan = planSandbox(loaded, process.env, { stateDir: dir, exposed });
+        plan = planSandbox(loaded, process.env, { stateDir: dir, exposed, otherStateDirs: others });
       } catch (error) {
         // A protection the host cannot enforce is refused, and that decision is on record as an attempt that did not start.
         const code = (error as { code?: unknown }).code;

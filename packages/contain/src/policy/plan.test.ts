@@ -601,6 +601,63 @@ describe('planning a sandbox', () => {
     });
   });
 
+  describe("when a policy reaches another of Corral's state directories on the host (the default one, while this run keeps its own elsewhere)", () => {
+    function withStates(): { dir: string; own: string; other: string } {
+      const dir = workspace();
+      const own = join(dir, 'run-state');
+      const other = join(dir, 'home/.corral');
+      mkdirSync(own);
+      mkdirSync(join(other, 'processes/intake'), { recursive: true });
+      writeFileSync(join(other, 'audit-signing-key.pem'), 'key');
+      return { dir, own, other };
+    }
+
+    it('hides it inside a grant that holds it, as its own state directory', () => {
+      const { dir, own, other } = withStates();
+      const loaded = { policy: validatePolicy({ filesystem: { readonly: ['./home'] } }), source: 'policy.yaml', baseDir: dir };
+      assert.deepEqual(planSandbox(loaded, {}, { stateDir: own, otherStateDirs: [other] }).mounts, [
+        { kind: 'ro', path: join(dir, 'home') },
+        { kind: 'deny', path: other, directory: true },
+      ]);
+    });
+
+    it('refuses a grant of anything inside it, its process workspaces included, naming it', () => {
+      const { dir, own, other } = withStates();
+      const loaded = { policy: validatePolicy({ filesystem: { readonly: [join(other, 'audit-signing-key.pem')], readwrite: [join(other, 'processes/intake')] } }), source: 'policy.yaml', baseDir: dir };
+      const error = unresolvable(() => planSandbox(loaded, {}, { stateDir: own, exposed: [join(own, 'processes')], otherStateDirs: [other] }));
+      assert.deepEqual(error.issues.map((i) => i.field).sort(), ['filesystem.readonly[0]', 'filesystem.readwrite[0]']);
+      assert.ok(error.issues.every((i) => i.message.includes(`Corral's state directory ${other}`)), JSON.stringify(error.issues));
+    });
+
+    it('refuses a read-write grant that holds it below a folder the sandbox could rename', () => {
+      const { dir, own, other } = withStates();
+      const loaded = { policy: validatePolicy({ filesystem: { readwrite: ['.'] } }), source: 'policy.yaml', baseDir: dir };
+      const error = unresolvable(() => planSandbox(loaded, {}, { stateDir: own, otherStateDirs: [other] }));
+      assert.ok(error.issues.some((i) => i.field === 'filesystem.readwrite[0]' && i.message.includes(other)), JSON.stringify(error.issues));
+    });
+
+    it("leaves out one that does not exist, and one inside the run's own", () => {
+      const { dir, own } = withStates();
+      const loaded = { policy: validatePolicy({ filesystem: { readonly: ['./home'] } }), source: 'policy.yaml', baseDir: dir };
+      assert.deepEqual(planSandbox(loaded, {}, { stateDir: own, otherStateDirs: [join(dir, 'nowhere/.corral'), own, join(own, 'inner')] }).mounts, [{ kind: 'ro', path: join(dir, 'home') }]);
+    });
+
+    it("hides one that holds the run's own as well, binding back only the run's own workspaces", () => {
+      const { dir, other } = withStates();
+      const own = join(other, 'nodes/build-02');
+      const intake = join(own, 'processes/intake');
+      mkdirSync(intake, { recursive: true });
+      const loaded = { policy: validatePolicy({ filesystem: { readonly: ['./home', intake] } }), source: 'policy.yaml', baseDir: dir };
+      assert.deepEqual(planSandbox(loaded, {}, { stateDir: own, exposed: [join(own, 'processes')], otherStateDirs: [other] }).mounts, [
+        { kind: 'ro', path: join(dir, 'home') },
+        { kind: 'deny', path: other, directory: true },
+        { kind: 'ro', path: intake },
+      ]);
+      const error = unresolvable(() => planSandbox({ ...loaded, policy: validatePolicy({ filesystem: { readonly: [join(other, 'processes/intake')] } }) }, {}, { stateDir: own, exposed: [join(own, 'processes')], otherStateDirs: [other] }));
+      assert.deepEqual(error.issues.map((i) => i.field), ['filesystem.readonly[0]']);
+    });
+  });
+
   describe("when a policy reaches Corral's own install", () => {
     const install = (dir: string) => {
       mkdirSync(join(dir, 'inbox/corral/node_modules'), { recursive: true });

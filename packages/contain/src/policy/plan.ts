@@ -87,6 +87,15 @@ export interface PlanOptions {
    */
   exposed?: readonly string[];
   /**
+   * Corral's other state directories on this host (the default `~/.corral`,
+   * one CORRAL_STATE_DIR names) when they are not `stateDir`: each holds keys
+   * and tokens of its own gateway or node, so each is kept out as `stateDir`
+   * is (no grant in it; inside a grant that holds it, a stand-in), none of it
+   * exposed but `exposed` in one that holds `stateDir`. One missing, or inside
+   * `stateDir`, is left out.
+   */
+  otherStateDirs?: readonly string[];
+  /**
    * Where Corral is installed (default: the install this code runs from): no
    * read-write grant may lie in it, and inside one that holds it, it is bound
    * read-only.
@@ -143,7 +152,15 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   };
   const stateDir = options.stateDir === undefined ? undefined : reach(resolve(options.stateDir), 'stateDir');
   const exposed = (options.exposed ?? []).map((p, i) => reach(resolve(p), `exposed[${i}]`)).filter((p): p is string => p !== undefined);
-  const hidden = (path: string) => stateDir !== undefined && within(path, stateDir) && !exposed.some((e) => within(path, e));
+  // Every state directory kept out: this one first, then the others that exist and are not inside it.
+  const stateDirs = [
+    ...(stateDir === undefined ? [] : [stateDir]),
+    ...(options.otherStateDirs ?? [])
+      .map((p, i) => reach(resolve(p), `otherStateDirs[${i}]`))
+      .filter((p): p is string => p !== undefined && (stateDir === undefined || !within(p, stateDir))),
+  ];
+  const stateDirOf = (path: string) => stateDirs.find((d) => within(path, d));
+  const hidden = (path: string) => stateDirOf(path) !== undefined && !exposed.some((e) => within(path, e));
   const install = resolveOnHost(resolve(options.install ?? INSTALL))?.real;
 
   const absoluteOf = (raw: string): string => {
@@ -168,7 +185,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
       return undefined;
     }
     if (mustExist && hidden(real)) {
-      issues.push({ file: source, field, message: `${real} cannot be granted: it lies in Corral's state directory ${stateDir}, which no sandbox may reach` });
+      issues.push({ file: source, field, message: `${real} cannot be granted: it lies in Corral's state directory ${stateDirOf(real)}, which no sandbox may reach` });
       return undefined;
     }
     return real;
@@ -192,8 +209,9 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     const p = resolvePath(raw, field, true);
     // The mask and the grant's own root are mount points the sandbox cannot rename; a folder between them
     // it can, moving the state directory out from under its mask (the next plan would not find it).
-    if (p && stateDir !== undefined && within(stateDir, p) && dirname(stateDir) !== p) {
-      issues.push({ file: source, field, message: `${p} cannot be granted read-write: it holds Corral's state directory ${stateDir} below a folder a sandbox could rename; grant a folder inside it, or read-only` });
+    const heldDeep = p === undefined ? undefined : stateDirs.find((d) => within(d, p) && dirname(d) !== p);
+    if (p && heldDeep !== undefined) {
+      issues.push({ file: source, field, message: `${p} cannot be granted read-write: it holds Corral's state directory ${heldDeep} below a folder a sandbox could rename; grant a folder inside it, or read-only` });
     } else if (p && install !== undefined && within(p, install)) {
       issues.push({ file: source, field, message: `${p} cannot be granted read-write: it lies in Corral's own install ${install}, which runs on this host outside any sandbox; grant it read-only` });
     } else if (p && grants.get(p) !== 'ro') {
@@ -279,13 +297,13 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   if (policy.workingDirectory !== undefined) {
     const p = resolvePath(policy.workingDirectory, 'workingDirectory', true);
     if (p) {
-      if (!isGranted(p, grants, denied, stateDir)) issues.push({ file: source, field: 'workingDirectory', message: `${p} is not inside a granted path (readwrite or readonly)` });
+      if (!isGranted(p, grants, denied, stateDirs)) issues.push({ file: source, field: 'workingDirectory', message: `${p} is not inside a granted path (readwrite or readonly)` });
       else if (!statSync(p).isDirectory()) issues.push({ file: source, field: 'workingDirectory', message: `${p} is not a folder; name the folder the command starts in` });
       cwd = p;
     }
   } else {
     // The first read-write folder the sandbox will see: not a file, not one a deny hides.
-    const firstRw = [...grants].find(([p, mode]) => mode === 'rw' && isGranted(p, grants, denied, stateDir) && statSync(p).isDirectory())?.[0];
+    const firstRw = [...grants].find(([p, mode]) => mode === 'rw' && isGranted(p, grants, denied, stateDirs) && statSync(p).isDirectory())?.[0];
     if (firstRw) cwd = firstRw;
   }
 
@@ -355,15 +373,19 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     const source = sources.get(path);
     return source !== undefined && !granted(source, kind);
   });
-  const stateMask = stateDir !== undefined && needed.some(([p]) => within(stateDir, p) && !inState(p)) ? stateDir : undefined;
+  // Each state directory a bound grant holds is masked (one inside another by the other's mask): nothing in them
+  // is granted but this one's exposed folders, bound back after the masks.
+  const stateMasks = stateDirs
+    .filter((d) => needed.some(([p]) => within(d, p) && !within(p, d)))
+    .filter((d, _, all) => !all.some((o) => o !== d && within(d, o)));
   // A deny outside every grant is already invisible; inside one, it is masked.
   const masked = denied.filter((d) => ordered.some(([p]) => within(d, p) && d !== p));
   // A denied path not there yet is masked where the sandbox could create it: below a read-write grant and no other mask.
   const standIns = [...absent].filter(writable);
   masked.push(...standIns);
-  const bound = [...needed, ...pinned(needed, [...masked, ...(stateMask === undefined ? [] : [stateMask])])].sort(([a], [b]) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0));
+  const bound = [...needed, ...pinned(needed, [...masked, ...stateMasks])].sort(([a], [b]) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0));
   for (const g of bound.filter(([p]) => !inState(p))) mounts.push(grant(g));
-  if (stateMask !== undefined) mounts.push({ kind: 'deny', path: stateMask, directory: true });
+  for (const d of stateMasks) mounts.push({ kind: 'deny', path: d, directory: true });
   for (const g of bound.filter(([p]) => inState(p))) mounts.push(grant(g));
   for (const path of display?.paths ?? []) mounts.push(grant([path, 'ro']));
   for (const d of masked) mounts.push(standIns.includes(d) ? { kind: 'deny', path: d, directory: true, missing: true } : { kind: 'deny', path: d, directory: statSync(d).isDirectory() });
@@ -507,8 +529,8 @@ function blockedDeny(absolute: string, blocker: Exclude<Blocker, { kind: 'loop' 
 }
 
 /** Reads `path` as granted when a grant holds it, no deny covers it and no state-directory mask lies between. */
-function isGranted(path: string, grants: Map<string, 'ro' | 'rw'>, denied: string[], stateDir: string | undefined): boolean {
-  const masked = (grant: string) => stateDir !== undefined && within(path, stateDir) && !within(grant, stateDir);
+function isGranted(path: string, grants: Map<string, 'ro' | 'rw'>, denied: string[], stateDirs: readonly string[]): boolean {
+  const masked = (grant: string) => stateDirs.some((d) => within(path, d) && !within(grant, d));
   return [...grants.keys()].some((g) => within(path, g) && !masked(g)) && !denied.some((d) => within(path, d));
 }
 
