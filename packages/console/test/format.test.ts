@@ -2,7 +2,7 @@
 // command lines, payments. Runs the console's own modules under Node.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatCountdown, formatMoney, formatTime, issueText, lookAlikes, oddSpaces, shortHash, visible } from '../ui/format.ts';
+import { formatCountdown, formatMoney, formatTime, issueText, lookAlikes, oddSpaces, shortHash, summaryToCheck, visible } from '../ui/format.ts';
 import { actionTitle, chained, commandLine, envNames, paymentOf, shellQuote } from '../ui/pages/approvals/action.ts';
 
 describe('formatMoney', () => {
@@ -167,6 +167,17 @@ describe('lookAlikes', () => {
 
   it('lists at most eight characters of a field and counts the rest', () => {
     assert.deepEqual(lookAlikes('\u0430\u0431\u0432\u0433\u0434\u0435\u0436\u0437\u0438\u0439').slice(-2), ['\u0437 U+0437 Cyrillic', 'and 2 more']);
+  });
+});
+
+describe('summaryToCheck', () => {
+  it("leaves out the arrow and the cut mark the gateway writes in summaries, so a plain record raises no look-alike note (regression: every row with an outcome showed 'Check: → U+2192 Common')", () => {
+    assert.deepEqual(lookAlikes(summaryToCheck('agent invoice-bot node.invoke true: allow (permit true) → success exit 0')), []);
+    assert.deepEqual(lookAlikes(summaryToCheck(`agent a node.invoke ${'x'.repeat(40)}\u2026`)), []);
+  });
+
+  it('keeps every character the record chose: a Cyrillic letter in the command is still named', () => {
+    assert.deepEqual(lookAlikes(summaryToCheck('agent a node.invoke curl https://ex\u0430mple.com: allow → success')), ['\u0430 U+0430 Cyrillic']);
   });
 });
 

@@ -537,6 +537,18 @@ describe('the console against hostile text and stale tabs', () => {
         assert.equal(await running, false);
       }));
 
+    it("raises no note on a record all in ASCII, the arrow before its outcome being the gateway's own (regression: every row with an outcome said 'Check: → U+2192 Common')", () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
+        const ran = await runOnNode(stack, ['echo', 'plain-ascii-row']);
+        assert.equal((ran.payload as { exitCode?: number }).exitCode, 0);
+        await page.getByRole('link', { name: 'Live activity' }).click();
+        // The run's result record: its summary ends with the outcome after the arrow.
+        const row = page.locator('tbody tr', { hasText: 'node.invoke command system.run \u2192 success' }).first();
+        await row.waitFor();
+        assert.equal(await row.locator('.look-alikes').count(), 0);
+      }));
+
     it('keeps a row holding a long unbroken argument within the page, its summary wrapped to the end (regression: the table ran off the right edge, the end of the command out of sight)', () =>
       inContext(browser, async (context) => {
         const page = await signedInTab(context, stack);

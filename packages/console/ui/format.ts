@@ -114,6 +114,17 @@ export function lookAlikes(text: string | null | undefined): string[] {
 }
 
 /**
+ * What of an activity summary (the gateway's `Event.summary`) to check for
+ * look-alikes: all of it but the characters the gateway itself writes there,
+ * the → before the outcome and the … that marks a summary cut short. Every
+ * summary with an outcome holds the arrow, and a note on each row would teach
+ * approvers to pass over the one that matters.
+ */
+export function summaryToCheck(summary: string): string {
+  return summary.replaceAll(' \u2192 ', ' ').replace(/\u2026$/, '');
+}
+
+/**
  * The plain spaces of `text` a reader cannot count, as "a space at the end",
  * "2 spaces in a row": a page draws a run of spaces as one and none at either
  * end, so "ACME  GmbH " reads as "ACME GmbH". Empty when every space shows.

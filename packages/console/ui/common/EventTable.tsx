@@ -3,7 +3,7 @@
 // its arguments) goes through visible(), and any of it beyond ASCII or with
 // spaces that do not show is named under it, as on the approvals page.
 import type { ActivityEvent } from '../api/types.ts';
-import { formatTime, shortHash, visible } from '../format.ts';
+import { formatTime, shortHash, summaryToCheck, visible } from '../format.ts';
 import { EffectBadge } from './EffectBadge.tsx';
 import { LookAlikeNote } from './LookAlikeNote.tsx';
 
@@ -71,7 +71,7 @@ export function EventTable({ events, caption, onOpen }: { events: ActivityEvent[
             <td>{visible(outcomeText(event))}</td>
             <td className="summary">
               {visible(event.summary)}
-              <LookAlikeNote text={event.summary} />
+              <LookAlikeNote text={summaryToCheck(event.summary)} />
             </td>
           </tr>
         ))}
