@@ -112,6 +112,30 @@ describe('corral approvals show, for a run of a script its approval is bound to 
     assert.deepEqual((JSON.parse(json.stdout) as { action: { scriptPreview: unknown } }).action.scriptPreview, { bytes: 2, truncated: false, text: 'x\n' });
   });
 
+  it("says why the policy asks and which policies, who approved and how many more are needed, when it expires, and the digest it is bound to, as the console's card does (regression: only the listing's row)", async () => {
+    const dir = tempStateDir();
+    try {
+      const db = openGatewayDb(dir);
+      const asked = Math.floor(Date.now() / 1000) * 1000;
+      const store = new ApprovalStore(db, () => asked);
+      const { id } = store.create({ digest: 'c'.repeat(64), action: { principal: 'Agent::payer', argv: ['pay', '20000'], reason: 'payments over 10,000 EUR need two people', policies: ['big-payments'] }, quorum: 2, ttlMs: 3_600_000 });
+      store.resolve(id, 'allow-once', 'alice');
+      db.close();
+      const result = await corral(['--state-dir', dir, 'approvals', 'show', id]);
+      assert.equal(result.code, 0, result.stderr);
+      const lines = result.stdout.trimEnd().split('\n').slice(2);
+      assert.deepEqual(lines, [
+        '  why it asks payments over 10,000 EUR need two people',
+        '  policies big-payments',
+        '  approved by alice (1 more needed of 2)',
+        `  asked ${new Date(asked).toISOString()}, expires ${new Date(asked + 3_600_000).toISOString()}`,
+        `  digest ${'c'.repeat(64)}`,
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses an id that names no approval (exit 2), saying where the ids are', async () => {
     const result = await corral(['--state-dir', state, 'approvals', 'show', 'no-such-id']);
     assert.equal(result.code, 2);

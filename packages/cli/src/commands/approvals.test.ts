@@ -160,11 +160,17 @@ describe('corral approvals approve under a quorum', () => {
       const db = openGatewayDb(state);
       const approval = new ApprovalStore(db).create({ digest: 'b'.repeat(64), action: { argv: ['pay', '20000'] }, quorum: 2 });
       db.close();
-      for (const by of ['alice', 'bob']) {
-        const result = await corral(['--state-dir', state, 'approvals', 'approve', approval.id, '--by', by, '--json']);
-        assert.equal(result.code, 0, result.stderr);
-        assert.equal(JSON.parse(result.stdout).status, 'pending', `after --by ${by}`);
-      }
+      const alice = await corral(['--state-dir', state, 'approvals', 'approve', approval.id, '--by', 'alice', '--json']);
+      assert.equal(alice.code, 0, alice.stderr);
+      assert.equal(JSON.parse(alice.stdout).status, 'pending');
+      const bob = await corral(['--state-dir', state, 'approvals', 'approve', approval.id, '--by', 'bob']);
+      assert.equal(bob.code, EXIT.failed);
+      assert.match(bob.stderr, /not approved: the system account \S+ already approved \S+ as alice, and an account counts once toward a quorum; 1 more approval is needed from another person/);
+      const shown = await corral(['--state-dir', state, 'approvals', 'list', '--json']);
+      assert.deepEqual(JSON.parse(shown.stdout)[0].approvers.length, 1);
+      const tail = await corral(['--state-dir', state, 'audit', 'tail', '--json']);
+      const resolves = tail.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: { action: string; actor: { id: string } } }).filter((r) => r.event.action === 'approval.resolve');
+      assert.deepEqual(resolves.map((r) => r.event.actor.id), ['alice'], 'no record names bob as an approver (regression: "human:bob approval.resolve allow → success", counted for nothing)');
     } finally {
       rmSync(state, { recursive: true, force: true });
     }

@@ -66,6 +66,22 @@ async function approverOf(by: string): Promise<string> {
 }
 
 /**
+ * The refusal of an allow from a system account that already approved under
+ * another name: toward a quorum each account counts once (exit 1).
+ */
+function alreadyCounted(approval: Approval, approver: string): CliFailure {
+  // `account:ACCOUNT:NAME`, an account never holding a colon.
+  const account = approver.slice(0, approver.indexOf(':', 'account:'.length) + 1);
+  const earlier = approval.approvers.find((a) => a.startsWith(account))?.slice(account.length);
+  const left = approval.quorum - approval.approvers.length;
+  return new CliFailure(
+    `not approved: the system account ${accountName()} already approved ${approval.id}${earlier !== undefined ? ` as ${printable(earlier)}` : ''}, and an account counts once toward a quorum; ${left > 0 ? `${left} more ${left === 1 ? 'approval is' : 'approvals are'} needed from ${left === 1 ? 'another person' : 'other people'}, each from their own account or the console` : 'nothing is left to approve'}`,
+    EXIT.failed,
+    'GATEWAY_APPROVAL_COUNTED',
+  );
+}
+
+/**
  * The columns of an approval's first line, each padded to the width of its
  * widest value (an id is a UUID, a status at most 7 letters, a node its
  * shown id), so that rows printed as they are read, a page at a time, line
@@ -110,6 +126,24 @@ function describe(a: Approval): string {
   if (a.standingGrant === 'made') lines.push(`  standing grant approval-${a.id} in force (corral approvals revoke ${a.id} withdraws it)`);
   if (a.standingGrant === 'withdrawn') lines.push(`  standing grant approval-${a.id} withdrawn`);
   return lines.join('\n');
+}
+
+/**
+ * What `approvals show` adds under the listing's lines, as the console's card
+ * shows it: why the policy asks and which policies, who approved so far and
+ * how many more are needed, when it was asked and when it expires (or was
+ * settled), and the digest of the exact action it is bound to.
+ */
+function decisionLines(a: Approval): string[] {
+  const lines: string[] = [];
+  if (typeof a.action.reason === 'string' && a.action.reason !== '') lines.push(`  why it asks ${printable(a.action.reason)}`);
+  if (Array.isArray(a.action.policies) && a.action.policies.length > 0) lines.push(`  policies ${a.action.policies.map((p) => printable(String(p))).join(', ')}`);
+  const left = a.quorum - a.approvers.length;
+  const approvers = a.approvers.length > 0 ? a.approvers.map((name) => printable(name)).join(', ') : 'no one yet';
+  lines.push(`  approved by ${approvers}${a.status === 'pending' && left > 0 ? ` (${left} more needed of ${a.quorum})` : ''}`);
+  lines.push(`  asked ${new Date(a.createdAtMs).toISOString()}, ${a.resolvedAtMs !== null ? `settled ${new Date(a.resolvedAtMs).toISOString()}` : `${a.status === 'pending' ? 'expires' : 'expired'} ${new Date(a.expiresAtMs).toISOString()}`}`);
+  lines.push(`  digest ${a.digest}`);
+  return lines;
 }
 
 /**
@@ -249,7 +283,7 @@ export function registerApprovals(program: Command): void {
       const shown = ApprovalStore.shown(await withApprovals(command, (store) => store.get(id)));
       if (opts.json) return printJson(shown);
       const script = boundScript(shown.action.mutableFileOperand) !== undefined ? scriptText(shown.action) : [];
-      process.stdout.write(`${HEADER}${[describe(shown), ...script].join('\n')}\n`);
+      process.stdout.write(`${HEADER}${[describe(shown), ...decisionLines(shown), ...script].join('\n')}\n`);
     });
   const DESCRIPTION = {
     approve: 'allow the action once (or always, with --always); counts toward its quorum',
@@ -283,6 +317,9 @@ export function registerApprovals(program: Command): void {
       try {
         approval = await withApprovals(command, async (store) =>
           store.resolveRecorded(id, decision, approver, async (resolved) => {
+            // An allow this system account already gave under another --by name counts for nothing, and its record would
+            // name a second approver: refused, nothing recorded or changed.
+            if (decision !== 'deny' && !resolved.approvers.includes(approver)) throw alreadyCounted(resolved, approver);
             await log
               .append({
                 actor: { kind: 'human', id: opts.by },
