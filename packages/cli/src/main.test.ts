@@ -112,17 +112,19 @@ describe('the corral command', () => {
   describe('when standard error cannot be written', () => {
     it('exits with the status of its own failure, 2 for a missing argument, when the reader of `2>&1 | head` went away (regression: exit 1, an uncaught EPIPE)', async () => {
       // As withClosedOutput below, for both streams: the shell starts corral once the pipe's read end is closed.
-      const child = spawn('/bin/sh', ['-c', 'exec 2>&1; cat >/dev/null; exec "$0" "$@"', CORRAL_BIN, 'agents', 'create'], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['pipe', 'pipe', 'ignore'] });
-      child.stdout!.destroy();
-      child.stdin!.end();
-      const [code] = (await once(child, 'close')) as [number | null];
-      assert.equal(code, 2);
+      for (const args of [['agents', 'create'], ['run', '--polcy', 'x', '--', 'true']]) {
+        const child = spawn('/bin/sh', ['-c', 'exec 2>&1; cat >/dev/null; exec "$0" "$@"', CORRAL_BIN, ...args], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['pipe', 'pipe', 'ignore'] });
+        child.stdout!.destroy();
+        child.stdin!.end();
+        const [code] = (await once(child, 'close')) as [number | null];
+        assert.equal(code, 2, args.join(' '));
+      }
     });
   });
 
   describe('when standard output cannot be written', () => {
     const POLICIES = new URL('../../../examples/invoice-intake/cedar', import.meta.url).pathname;
-    const COMMANDS = [['identity', 'jwks'], ['agents', 'list'], ['agents', 'list', '--json'], ['identity', 'nodes', 'list'], ['policy', 'validate', POLICIES], ['doctor', '--json'], ['--help']];
+    const COMMANDS = [['identity', 'jwks'], ['agents', 'list'], ['agents', 'list', '--json'], ['identity', 'nodes', 'list'], ['policy', 'validate', POLICIES], ['doctor', '--json'], ['--help'], ['run', '--help']];
     /** A state directory holding an identity store, so that every command above has something to print. */
     async function installed(): Promise<string> {
       const stateDir = tempStateDir();

@@ -9,6 +9,18 @@ const program = new Command('corral')
   .option('--state-dir <dir>', 'state directory (default: $CORRAL_STATE_DIR or ~/.corral)')
   .enablePositionalOptions()
   .showHelpAfterError()
+  // Help and usage errors go through watchOutput too, `corral run`'s included (which otherwise tells its own output's
+  // failures apart): `corral run --help | head -1` threw an EPIPE's stack trace, exit 1.
+  .configureOutput({
+    writeOut: (text) => {
+      watchOutput();
+      process.stdout.write(text);
+    },
+    writeErr: (text) => {
+      watchOutput();
+      process.stderr.write(text);
+    },
+  })
   .exitOverride();
 
 /** The command commander reached last; once it has read its options, its own --json says how a failure is printed. */
