@@ -299,7 +299,7 @@ export function registerApprovals(program: Command): void {
       .option('--by <who>', 'the approver (recorded; toward a quorum, each system account counts once whatever name it gives); default: the signed-in system account', accountName())
       .option('--reason <text>', 'why (at most 500 characters): kept with the approval and in its audit record')
       .option('--json', 'print the approval as JSON');
-    if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action (for a run of one script, bound to what the script holds now; refused for a command that runs code Corral cannot see: python3 -c, make, xargs, ssh HOST CMD…)');
+    if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action (for a run of one script, bound to what the script holds now; refused for a command that runs code Corral cannot see: python3 -c, node -e, make, npm test…)');
     cmd.action(async (id: string, opts: { by: string; reason?: string; json?: boolean; always?: boolean }, command: Command) => {
       const decision = verb !== 'approve' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
       // Recorded as --by, counted toward a quorum as the system account that ran this.
