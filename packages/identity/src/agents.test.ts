@@ -91,9 +91,15 @@ describe('parseTtl', () => {
   it('reads seconds, minutes and hours', () => {
     assert.deepEqual(['90', '90s', '10m', '1h'].map(parseTtl), [90, 90, 600, 3600]);
   });
-  for (const bad of ['', '0', '-5m', '10x', '1.5h', '10 m']) {
+  for (const bad of ['', '0', '-5m', '10x', '1.5h', '10 m', '0s', '00m', '10y']) {
     it(`refuses "${bad}"`, () => assert.throws(() => parseTtl(bad), { code: 'IDENTITY_INPUT_INVALID' }));
   }
+
+  it('says what is wrong: a lifetime of zero, a unit it does not read (regression: "0s" and "10y" were both told a lifetime looks like 90s, 10m or 1h)', () => {
+    assert.throws(() => parseTtl('0s'), { message: 'a lifetime of 0 is none: give one of at least 1s, as 90s, 10m or 1h' });
+    assert.throws(() => parseTtl('10y'), { message: 'y is not a unit of lifetime: use s, m or h' });
+    assert.throws(() => parseTtl('ten'), { message: 'a lifetime looks like 90s, 10m or 1h' });
+  });
 });
 
 describe('when another process changes an agent between this command reading it and writing it', () => {
