@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -251,6 +251,59 @@ describe("corral gateway's log", () => {
     const r = await corral(['gateway', '--port', '0', '--log-level', 'loud'], { env: { CORRAL_GATEWAY_TOKEN: token } });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--log-level must be one of debug, info, warn, error, silent/);
+  });
+});
+
+describe('corral gateway with the OpenTelemetry variables set', () => {
+  const env = { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more' };
+
+  it('refuses an endpoint or headers it could not use, exit 2 naming the variable and what to do, never its value nor a stack, before it listens', async () => {
+    const secret = 'sk-live-not-to-be-printed';
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ OTEL_EXPORTER_OTLP_ENDPOINT: `collector:4318/${secret}` }, /OTEL_EXPORTER_OTLP_ENDPOINT must be an http: or https: URL/],
+      [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://[${secret}` }, /OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is not a URL/],
+      [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_TRACES_HEADERS: `api-key ${secret}` }, /OTEL_EXPORTER_OTLP_TRACES_HEADERS must be a list of name=value pairs/],
+    ];
+    for (const [otel, message] of cases) {
+      const r = await corral(['--state-dir', tempStateDir(), 'gateway', '--port', '0'], { env: { ...env, ...otel } });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, /\[GATEWAY_TRACING_INVALID\]\n$/);
+      assert.equal(r.stderr.includes(secret), false);
+      assert.doesNotMatch(r.stderr, /^\s+at /m);
+      assert.doesNotMatch(r.stdout, /listening/);
+    }
+  });
+
+  it('sends the trace of a governed command to the collector they name, as the service they name, and flushes it as it stops', async () => {
+    const spans: Array<{ name: string; service: unknown }> = [];
+    const collector = createHttpServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        const sent = JSON.parse(body) as { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> }; scopeSpans: Array<{ spans: Array<{ name: string }> }> }> };
+        for (const rs of sent.resourceSpans) for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ name: s.name, service: rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const { port } = collector.address() as { port: number };
+    const child = spawn(CORRAL_BIN, ['gateway', '--port', '0'], { env: { ...process.env, ...env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir(), OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_SERVICE_NAME: 'corral-cli-test' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+      const url = /listening on (ws:\/\/\S+)/.exec(line)![1]!;
+      const { GatewayClient } = await import('@corral/gateway');
+      const operator = await GatewayClient.connect({ url, token: env.CORRAL_GATEWAY_TOKEN, role: 'operator', scopes: ['operator.write'] });
+      // No such node: refused, and traced all the same.
+      await assert.rejects(operator.request('node.invoke', { nodeId: 'no-such-node', command: 'system.run', params: { command: ['true'] }, idempotencyKey: 'k-1' }));
+      await operator.close();
+      child.kill('SIGTERM');
+      assert.equal((await once(child, 'close'))[0], 0);
+      assert.deepEqual(spans, [{ name: 'node.invoke system.run', service: 'corral-cli-test' }]);
+    } finally {
+      child.kill('SIGTERM');
+      collector.close();
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { TracingConfig } from '@corral/gateway';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -94,13 +95,24 @@ const OPTION_NAMES: Record<string, string> = { publicUrl: '--public-url', truste
 
 /**
  * A gateway's refusal of --public-url or --trust-proxy (GATEWAY_PUBLIC_URL_INVALID,
- * GATEWAY_TRUSTED_PROXY_INVALID) as bad usage, exit 2, naming the flag; anything else, undefined.
+ * GATEWAY_TRUSTED_PROXY_INVALID), or of the OpenTelemetry variables it read
+ * (GATEWAY_TRACING_INVALID, naming the variable), as bad usage, exit 2,
+ * naming the flag; anything else, undefined.
  */
 export function optionRefusal(error: unknown): CliFailure | undefined {
   const code = (error as { code?: unknown }).code;
-  if (code !== 'GATEWAY_PUBLIC_URL_INVALID' && code !== 'GATEWAY_TRUSTED_PROXY_INVALID') return undefined;
+  if (code !== 'GATEWAY_PUBLIC_URL_INVALID' && code !== 'GATEWAY_TRUSTED_PROXY_INVALID' && code !== 'GATEWAY_TRACING_INVALID') return undefined;
   const message = (error as Error).message.replace(/\b(publicUrl|trustedProxies)\b/g, (name) => OPTION_NAMES[name]!);
   return new CliFailure(message, EXIT.usage, code);
+}
+
+/** The traces `read` finds asked for (the gateway's tracingFromEnv), or its refusal as bad usage, exit 2 (optionRefusal). */
+export function tracingOption(read: () => TracingConfig | undefined): TracingConfig | undefined {
+  try {
+    return read();
+  } catch (error) {
+    throw optionRefusal(error) ?? error;
+  }
 }
 
 /** Whether the policy directory holds a Cedar file (a set the gateway decides with); a directory not there holds none. */
@@ -154,14 +166,16 @@ export function registerGateway(program: Command): void {
       const metrics = metricsToken(dir);
       const oidc = await consoleOidcSettings(dir, opts.oidc);
       const progress = new StartProgress(opts.json ? undefined : process.stderr, 'gateway start');
-      const { Gateway } = await progress.step('loading the gateway', () => import('@corral/gateway'));
+      const { Gateway, tracingFromEnv } = await progress.step('loading the gateway', () => import('@corral/gateway'));
+      // Traces go to a collector when the standard OTEL_* variables say so; one not well formed is refused before anything opens.
+      const tracing = tracingOption(() => tracingFromEnv(process.env));
       // Opened here rather than by the gateway, so that a large log is named while it opens; closed here once the gateway is.
       const audit = await progress.step('opening the audit log (audit.db)', async () => (await import('@corral/audit/log')).openAuditLog({ stateDir: dir }));
       const log = gatewayLog(stderrDestination(), level);
       let running;
       try {
         running = await progress.step(`reading identities and the policy set, then listening on ${opts.bind} port ${port}`, () =>
-          Gateway.start({ stateDir: dir, token, metricsToken: metrics.token, host: opts.bind, port, audit, ...(oidc ? { oidc } : {}), ...reverseProxyOptions(opts), log }),
+          Gateway.start({ stateDir: dir, token, metricsToken: metrics.token, host: opts.bind, port, audit, ...(oidc ? { oidc } : {}), ...(tracing ? { tracing } : {}), ...reverseProxyOptions(opts), log }),
         );
       } catch (error) {
         await audit.close();

@@ -377,6 +377,17 @@ describe('corral up --json --no-console', { timeout: 120_000 }, () => {
     assert.equal(existsSync(state), false);
   });
 
+  it('refuses OpenTelemetry headers it could not send, exit 2 naming the variable and never its value, and leaves nothing behind', async () => {
+    const state = join(root, 'bad-otel-headers');
+    const secret = 'sk-live-not-to-be-printed';
+    const r = startUp(state, ['--port', String(await freePort())], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_HEADERS: `api-key=${secret}%0Ax-injected=1` });
+    assert.equal(await r.exited, 2, r.stderr());
+    assert.match(r.stderr(), /OTEL_EXPORTER_OTLP_HEADERS must be a list of name=value pairs.*\[GATEWAY_TRACING_INVALID\]/);
+    assert.equal(r.stderr().includes(secret), false);
+    assert.doesNotMatch(r.stderr(), /^\s+at /m);
+    assert.equal(existsSync(state), false);
+  });
+
   it('serves the console behind a reverse proxy with --public-url and --trust-proxy: the admin signs in through the public name with a Secure __Host- cookie', async () => {
     const state = join(root, 'behind-proxy');
     const up = startUp(state, ['--port', String(await freePort()), '--json', '--public-url', 'https://corral.example.com', '--trust-proxy', '127.0.0.1']);

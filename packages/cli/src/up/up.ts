@@ -189,11 +189,13 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
 const GATEWAY_LOG_FILE = 'gateway.log';
 
 async function startGateway(dir: string, options: UpOptions, token: string, consoleDir: string | undefined): Promise<Gateway> {
-  const { Gateway } = await import('@corral/gateway');
+  const { Gateway, tracingFromEnv } = await import('@corral/gateway');
   const log = gatewayLog(fileDestination(join(dir, GATEWAY_LOG_FILE)));
   try {
+    // Traces go to a collector when the standard OTEL_* variables say so (one not well formed: exit 2, naming it).
+    const tracing = tracingFromEnv(process.env);
     // A scraper reads GET /metrics with the scrape token (`corral gateway metrics-token`), never the gateway's own.
-    return await Gateway.start({ stateDir: dir, token, metricsToken: metricsToken(dir).token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}), ...(options.oidc ? { oidc: options.oidc } : {}), ...options.reverseProxy, log });
+    return await Gateway.start({ stateDir: dir, token, metricsToken: metricsToken(dir).token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}), ...(options.oidc ? { oidc: options.oidc } : {}), ...(tracing ? { tracing } : {}), ...options.reverseProxy, log });
   } catch (error) {
     throw optionRefusal(error) ?? error;
   }
