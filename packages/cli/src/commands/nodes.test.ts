@@ -225,6 +225,27 @@ describe('corral nodes pair and reject given the name a node asked to be paired 
         assert.equal(JSON.parse(r.stdout).error.code, 'IDENTITY_NODE_NOT_FOUND');
         assert.match(r.stderr, /build-01 is not a request id nor a device id: corral nodes pending lists each request by id/);
       }
+      for (const args of [['revoke', 'build-01'], ['agents', 'build-01'], ['agents', 'build-01', 'a-bot']]) {
+        const r = await corral(['--state-dir', fresh, 'nodes', ...args, '--json']);
+        assert.equal(r.code, 2, r.stderr);
+        assert.equal(JSON.parse(r.stdout).error.code, 'IDENTITY_NODE_NOT_FOUND');
+        assert.match(r.stderr, /build-01 is not a device id: corral nodes list shows each node's id \(a node goes by its id here, never by its name\)/, `${args.join(' ')} (regression: "no node build-01" for a node of that name)`);
+      }
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('corral nodes pair --commands', () => {
+  it('refuses --commands naming no command, exit 2, changing nothing (regression: --commands "" paired the node with no command, recorded as a pairing)', async () => {
+    const fresh = tempStateDir();
+    try {
+      openGatewayDb(fresh).close();
+      assert.equal((await corral(['--state-dir', fresh, 'agents', 'create', 'a-bot', '--process', 'p', '--owner', 'a@example.com'])).code, 0);
+      const r = await corral(['--state-dir', fresh, 'nodes', 'pair', '0123456789abcdef', '--commands', ' , ']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--commands names no command: name those it may be sent/);
     } finally {
       rmSync(fresh, { recursive: true, force: true });
     }

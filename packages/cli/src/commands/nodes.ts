@@ -90,13 +90,27 @@ const REQUEST_ID = /^[0-9a-f]{32}$/;
  * (exit 2) for what is neither, such as the node's name; IDENTITY_NODE_REQUEST_STALE (exit 1).
  */
 function decisionOf(identity: Identity, id: string): { ref: string; requestId?: string } {
-  // The name a node asked to be paired under is its own word, and two may ask under one: never what an operator decides on.
-  if (!/^[0-9a-f]{8,64}$/.test(id)) throw new CliFailure(`${id} is not a request id nor a device id: corral nodes pending lists each request by id (a node is not paired by its name)`, EXIT.usage, 'IDENTITY_NODE_NOT_FOUND');
+  if (!isHexId(id)) throw new CliFailure(`${printable(id)} is not a request id nor a device id: corral nodes pending lists each request by id (a node is not paired by its name)`, EXIT.usage, 'IDENTITY_NODE_NOT_FOUND');
   if (!REQUEST_ID.test(id)) return { ref: id };
   const node = identity.nodes.byRequest(id);
   if (node) return { ref: node.deviceId, requestId: id };
   if (identity.nodes.find(id)) return { ref: id };
   throw new CliFailure('no node has this pending request now (it may have declared another command surface since); list the pending requests again', EXIT.failed, 'IDENTITY_NODE_REQUEST_STALE');
+}
+
+/**
+ * Whether `id` could name a node: a device id, a request id or a unique
+ * prefix of one, hex. The name a node asked to be paired under is its own
+ * word, and two may ask under one: never what an operator acts on.
+ */
+function isHexId(id: string): boolean {
+  return /^[0-9a-f]{8,64}$/.test(id);
+}
+
+/** A device id to act on, or a failure (exit 2) saying that a node goes by its id here, not its name, and where its id is. */
+function deviceIdOf(id: string): string {
+  if (!isHexId(id)) throw new CliFailure(`${printable(id)} is not a device id: corral nodes list shows each node's id (a node goes by its id here, never by its name)`, EXIT.usage, 'IDENTITY_NODE_NOT_FOUND');
+  return id;
 }
 
 /**
@@ -139,6 +153,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
       await operatorOf(opts.by);
       const dir = await dirFor(command);
       const commands = opts.commands?.split(',').map((c) => c.trim()).filter((c) => c !== '');
+      if (commands?.length === 0) throw new CliFailure('--commands names no command: name those it may be sent (comma-separated), or leave it out to approve what it asks for; corral nodes revoke unpairs a node', EXIT.usage);
       const { node, names } = await recordedChange(
         dir,
         () =>
@@ -162,7 +177,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
     .option('--json', 'print the node as JSON')
     .action(async (id: string, list: string | undefined, opts: { by: string; json?: boolean }, command: Command) => {
       const change = (identity: Identity) => {
-        const node = list === undefined ? identity.nodes.get(id) : identity.nodes.setAgents(id, identity.agents.idsOf(agentList(list)));
+        const node = list === undefined ? identity.nodes.get(deviceIdOf(id)) : identity.nodes.setAgents(deviceIdOf(id), identity.agents.idsOf(agentList(list)));
         return { node, names: identity.agents.namesOf(node.agents) };
       };
       let result: { node: NodeRecord; names: string[] };
@@ -186,7 +201,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
         await operatorOf(opts.by);
         const dir = await dirFor(command);
         const { node, declined } = await withIdentity(command, (identity) => {
-          if (verb === 'revoke') return { node: identity.nodes.revoke(id) };
+          if (verb === 'revoke') return { node: identity.nodes.revoke(deviceIdOf(id)) };
           const { ref, requestId } = decisionOf(identity, id);
           const declined = identity.nodes.get(ref).surfaceRequest;
           return { node: identity.nodes.decline(ref, requestId ? { requestId } : {}), declined };
