@@ -136,6 +136,27 @@ describe('corral approvals show, for a run of a script its approval is bound to 
     }
   });
 
+  it("counts toward the quorum only those who allowed a denied approval, and names who denied it (regression: a plain deny read 1/1, as a quorum met, and one withdrawn after its allow 2/1)", async () => {
+    const dir = tempStateDir();
+    try {
+      const db = openGatewayDb(dir);
+      const store = new ApprovalStore(db);
+      const denied = store.create({ digest: 'd'.repeat(64), action: { argv: ['rm', '-rf', '/srv'] }, quorum: 1 });
+      store.resolve(denied.id, 'deny', 'bob');
+      const withdrawn = store.create({ digest: 'e'.repeat(64), action: { argv: ['pay', '10'] }, quorum: 1 });
+      store.resolve(withdrawn.id, 'allow-once', 'alice');
+      await store.resolveWhenFree(withdrawn.id, 'deny', 'carol', { withdraw: true });
+      db.close();
+      const listed = (await corral(['--state-dir', dir, 'approvals', 'list', '--all'])).stdout;
+      assert.match(listed, new RegExp(`^${denied.id} +denied +0/1 `, 'm'));
+      assert.match(listed, new RegExp(`^${withdrawn.id} +denied +1/1 `, 'm'));
+      const shown = (await corral(['--state-dir', dir, 'approvals', 'show', withdrawn.id])).stdout;
+      assert.match(shown, /^ {2}approved by alice\n {2}denied by carol$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses an id that names no approval (exit 2), saying where the ids are', async () => {
     const result = await corral(['--state-dir', state, 'approvals', 'show', 'no-such-id']);
     assert.equal(result.code, 2);

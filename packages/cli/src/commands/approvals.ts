@@ -112,7 +112,7 @@ function describe(a: Approval): string {
   // A run shows its argv; a named command (payment.create) its name and checked params.
   const argv = Array.isArray(a.action.argv) ? commandLine(a.action.argv) : `${String(a.action.command ?? '')} ${JSON.stringify(a.action.params ?? {})}`;
   const node = typeof a.action.nodeId === 'string' ? shownNodeId(a.action.nodeId) : '-';
-  const lines = [row([a.id, a.status, `${a.approvers.length}/${a.quorum}`, node, `${String(a.action.principal ?? '-')}  ${argv}${a.reason ? `  — ${a.reason}` : ''}`])];
+  const lines = [row([a.id, a.status, `${allowersOf(a).length}/${a.quorum}`, node, `${String(a.action.principal ?? '-')}  ${argv}${a.reason ? `  — ${a.reason}` : ''}`])];
   if (typeof a.action.cwd === 'string') lines.push(`  cwd ${printable(a.action.cwd)}`);
   if (Array.isArray(a.action.envValues) && a.action.envValues.length > 0) {
     const values = a.action.envValues as Array<{ name: string; sha256: string; bytes: number }>;
@@ -128,6 +128,11 @@ function describe(a: Approval): string {
   return lines.join('\n');
 }
 
+/** Who allowed `a` so far: its approvers but, once it is denied, the last, who denied or withdrew it. */
+function allowersOf(a: Approval): string[] {
+  return a.status === 'denied' ? a.approvers.slice(0, -1) : a.approvers;
+}
+
 /**
  * What `approvals show` adds under the listing's lines, as the console's card
  * shows it: why the policy asks and which policies, who approved so far and
@@ -138,9 +143,10 @@ function decisionLines(a: Approval): string[] {
   const lines: string[] = [];
   if (typeof a.action.reason === 'string' && a.action.reason !== '') lines.push(`  why it asks ${printable(a.action.reason)}`);
   if (Array.isArray(a.action.policies) && a.action.policies.length > 0) lines.push(`  policies ${a.action.policies.map((p) => printable(String(p))).join(', ')}`);
-  const left = a.quorum - a.approvers.length;
-  const approvers = a.approvers.length > 0 ? a.approvers.map((name) => printable(name)).join(', ') : 'no one yet';
-  lines.push(`  approved by ${approvers}${a.status === 'pending' && left > 0 ? ` (${left} more needed of ${a.quorum})` : ''}`);
+  const allowers = allowersOf(a);
+  const left = a.quorum - allowers.length;
+  lines.push(`  approved by ${allowers.length > 0 ? allowers.map((name) => printable(name)).join(', ') : 'no one'}${a.status === 'pending' && left > 0 ? ` (${left} more needed of ${a.quorum})` : ''}`);
+  if (a.status === 'denied') lines.push(`  denied by ${printable(a.approvers.at(-1) ?? '-')}`);
   lines.push(`  asked ${new Date(a.createdAtMs).toISOString()}, ${a.resolvedAtMs !== null ? `settled ${new Date(a.resolvedAtMs).toISOString()}` : `${a.status === 'pending' ? 'expires' : 'expired'} ${new Date(a.expiresAtMs).toISOString()}`}`);
   lines.push(`  digest ${a.digest}`);
   return lines;
