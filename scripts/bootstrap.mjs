@@ -35,8 +35,10 @@ function say(line) {
   process.stderr.write(`corral: ${line}\n`);
 }
 
+// What sets up the task (apt-get, npm, the console's build) writes to stderr, its output too: stdout is the task's
+// alone (`npm start -- --json` printed npm's "added 147 packages" ahead of its JSON).
 function run(cmd, args, options = {}) {
-  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...options });
+  const r = spawnSync(cmd, args, { stdio: ['inherit', 2, 'inherit'], cwd: root, ...options });
   if (r.error) throw r.error;
   return r.status ?? 1;
 }
