@@ -50,6 +50,10 @@ describe('tracingFromEnv', () => {
       assert.deepEqual(tracing?.headers, { 'api-key': SECRET, 'x-team': 'c' });
     });
 
+    it('takes the traces protocol over the signal-less one: http/json for traces with grpc for the rest is sent', () => {
+      assert.ok(tracingFromEnv({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://a:4318/v1/traces', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }));
+    });
+
     it('names the service OTEL_SERVICE_NAME says, and batches as OTEL_BSP_SCHEDULE_DELAY says', () => {
       const tracing = tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SERVICE_NAME: 'corral-eu', OTEL_BSP_SCHEDULE_DELAY: '200' });
       assert.deepEqual([tracing?.serviceName, tracing?.batchDelayMs], ['corral-eu', 200]);

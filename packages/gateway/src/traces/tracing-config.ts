@@ -38,10 +38,9 @@ export function tracingFromEnv(env: Env): TracingConfig | undefined {
   if (set(env, 'OTEL_TRACES_EXPORTER')?.toLowerCase() === 'none') return undefined;
   const endpoint = tracesEndpoint(env);
   if (endpoint === undefined) return undefined;
-  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
-    const protocol = set(env, name);
-    if (protocol !== undefined && protocol !== 'http/json') throw invalid(`${name} must be http/json, or unset: Corral sends traces as OTLP/HTTP JSON (a collector's otlp receiver takes it on its http endpoint, port 4318)`);
-  }
+  // The traces protocol, else the signal-less one: only the one that applies to traces must be http/json.
+  const protocol = ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL'].find((name) => set(env, name) !== undefined);
+  if (protocol !== undefined && set(env, protocol) !== 'http/json') throw invalid(`${protocol} must be http/json, or unset: Corral sends traces as OTLP/HTTP JSON (a collector's otlp receiver takes it on its http endpoint, port 4318)`);
   return {
     endpoint,
     headers: { ...headers(env, 'OTEL_EXPORTER_OTLP_HEADERS'), ...headers(env, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS') },
