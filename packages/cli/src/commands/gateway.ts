@@ -189,7 +189,7 @@ export function registerGateway(program: Command): void {
       const policies = join(dir, 'policies');
       // A first gateway of one's own has none, and would deny every command without a word. Said before the listening
       // line, so that whoever waits for that line (and may stop the gateway at once) has it too.
-      if (!opts.json && !holdsPolicies(policies)) process.stderr.write(`corral: no Cedar policies in ${policies}: every governed command is denied; put a policy set there and start the gateway again, or activate one from the console's Policies page\n`);
+      if (!opts.json && !holdsPolicies(policies)) process.stderr.write(`corral: no Cedar policies in ${policies}: every governed command is denied until a policy set is put there (it is taken up as it is saved) or activated from the console's Policies page\n`);
       if (opts.json) printJson({ url: running.url });
       else process.stdout.write(`corral gateway listening on ${running.url}\n`);
       await new Promise<void>((resolve) => {

@@ -267,3 +267,15 @@ describe('the reason a run is decided for', () => {
     );
   });
 });
+
+describe('a run decided while no policy set may decide', () => {
+  it('is denied saying why in the decision point\'s words (regression: "could not decide", and nothing of no policy set being loaded)', () => {
+    const verdict = decideRun(new DecisionPoint(), operator, canonicalRun({ command: ['ls'] }));
+    assert.deepEqual([verdict.decision, verdict.reason], ['deny', 'the policy decision point could not decide: no policy set is loaded']);
+  });
+
+  it('says only that it could not decide when the decision point failed otherwise', () => {
+    const failing = { decideEach: () => { throw new Error('/srv/secret/path: EIO'); } } as unknown as DecisionPoint;
+    assert.equal(decideRun(failing, operator, canonicalRun({ command: ['ls'] })).reason, 'the policy decision point could not decide');
+  });
+});

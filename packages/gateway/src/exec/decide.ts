@@ -136,8 +136,8 @@ export function decideRun(decider: Decider, principal: PrincipalRef, run: Canoni
     let forbidden: Decision | undefined;
     try {
       forbidden = forbidOf(folders.flatMap((cwd) => decisions(decider, principal, argv, cwd, at)));
-    } catch {
-      return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [], commands: run.commands.map((c) => ({ argv: c, decision: 'deny' })) };
+    } catch (error) {
+      return { decision: 'deny', reason: undecided(error), quorum: 0, policies: [], commands: run.commands.map((c) => ({ argv: c, decision: 'deny' })) };
     }
     if (forbidden) return { decision: 'deny', reason: `${argv[0]}: ${forbidden.reason}`, quorum: 0, policies: [...forbidden.policies], commands: run.commands.map((c) => ({ argv: c, decision: 'deny' })) };
   }
@@ -146,8 +146,8 @@ export function decideRun(decider: Decider, principal: PrincipalRef, run: Canoni
     try {
       // Once a cd has run, in every working directory the command may run in (CanonicalRun.cwds): the strictest decision.
       decision = strictest((run.cwds?.[index] ?? [run.cwd]).map((cwd) => decideCommand(decisions(decider, principal, argv, cwd, at))));
-    } catch {
-      return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [...policies], commands: [...commands, { argv, decision: 'deny' }] };
+    } catch (error) {
+      return { decision: 'deny', reason: undecided(error), quorum: 0, policies: [...policies], commands: [...commands, { argv, decision: 'deny' }] };
     }
     commands.push({ argv, decision: decision.decision });
     for (const id of decision.policies) policies.add(id);
@@ -216,6 +216,18 @@ export function nodeAsked(verdict: RunDecision, why: string): RunDecision {
 }
 
 /**
+ * Why a decision point that threw denies: when no policy set may decide (none
+ * loaded, one not yet composed with the identity store, an activation left
+ * unrecorded), its own words, which say what to do; anything else, that it
+ * could not decide.
+ */
+function undecided(error: unknown): string {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (e?.code === 'POLICY_NOT_LOADED' && typeof e.message === 'string') return `the policy decision point could not decide: ${cut(e.message, 300)}`;
+  return 'the policy decision point could not decide';
+}
+
+/**
  * Decides a named command (`payment.create`): one Cedar request whose action
  * is the command's name, on the rule's resource, with the context the rule
  * takes from the snapshotted params. A request the schema refuses, or a
@@ -225,8 +237,8 @@ export function decideNamed(decider: Decider, principal: PrincipalRef, rule: Nam
   let decision: Decision;
   try {
     [decision] = decider.decideEach({ principal: { type: principal.type, id: principal.id }, action: rule.action, context: { ...rule.context(params), ...siteContext(at) } }, [rule.resource]) as [Decision];
-  } catch {
-    return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [], commands: [] };
+  } catch (error) {
+    return { decision: 'deny', reason: undecided(error), quorum: 0, policies: [], commands: [] };
   }
   return { decision: decision.decision, reason: decision.reason, quorum: decision.decision === 'ask' ? Math.max(1, decision.quorum ?? 1) : 0, policies: [...decision.policies], commands: [] };
 }
