@@ -169,6 +169,27 @@ describe('corral gateway, as every command', () => {
   });
 });
 
+describe('corral gateway and corral up told to listen beyond loopback', () => {
+  it('warn on stderr that the token, passwords and cookies would cross the network in the clear, and what to do; not on loopback, nor behind a named TLS proxy (regression: --bind 0.0.0.0 said nothing)', async () => {
+    // A state directory that is a file: each stops right after its checks, before anything listens.
+    const notADirectory = join(tempStateDir(), 'a-file');
+    writeFileSync(notADirectory, 'not a directory\n');
+    const warning = /^corral: listening on (0\.0\.0\.0|::|10\.1\.2\.3), beyond loopback, over plain HTTP: the gateway token, console passwords and session cookies cross the network unencrypted; put a TLS-terminating reverse proxy in front and name it with --public-url \(and --trust-proxy\), or bind to 127\.0\.0\.1$/m;
+    for (const [args, warned] of [
+      [['gateway', '--bind', '0.0.0.0'], true],
+      [['gateway', '--bind', '::'], true],
+      [['up', '--bind', '10.1.2.3'], true],
+      [['gateway', '--bind', '127.0.0.1'], false],
+      [['up', '--bind', '::1'], false],
+      [['gateway', '--bind', '0.0.0.0', '--public-url', 'https://corral.example.com'], false],
+    ] as const) {
+      const r = await corral(['--state-dir', notADirectory, ...args, '--port', '0'], { env: { CORRAL_GATEWAY_TOKEN: '' } });
+      assert.notEqual(r.code, 0, r.stderr);
+      assert.equal(warning.test(r.stderr), warned, `${args.join(' ')}: ${r.stderr}`);
+    }
+  });
+});
+
 describe('corral gateway, when its state directory cannot hold the token', () => {
   it('exits 3 naming the state directory and what to do, the token given or not (regression: EEXIST of mkdir alone, exit 1, as a check that failed)', async () => {
     const notADirectory = join(tempStateDir(), 'a-file');

@@ -85,6 +85,19 @@ export function collectProxies(value: string, previous: string[] = []): string[]
   return [...previous, ...value.split(',').map((entry) => entry.trim())];
 }
 
+/**
+ * The warning for a gateway told to listen beyond loopback (`--bind 0.0.0.0`,
+ * a LAN address) with no TLS-terminating proxy named (`--public-url`): its
+ * gateway token, console passwords and session cookies would cross the
+ * network in the clear. Undefined on loopback (127.0.0.0/8, ::1) or behind a
+ * named proxy. Said on stderr, with --json too, as the server starts.
+ */
+export function beyondLoopbackWarning(bind: string, publicUrl: string | undefined): string | undefined {
+  const loopback = bind === '::1' || /^127\./.test(bind) || /^::ffff:127\./i.test(bind);
+  if (loopback || publicUrl !== undefined) return undefined;
+  return `corral: listening on ${bind}, beyond loopback, over plain HTTP: the gateway token, console passwords and session cookies cross the network unencrypted; put a TLS-terminating reverse proxy in front and name it with --public-url (and --trust-proxy), or bind to 127.0.0.1\n`;
+}
+
 /** --public-url and --trust-proxy as the gateway's options (corral gateway's and corral up's). */
 export function reverseProxyOptions(opts: { publicUrl?: string; trustProxy?: string[] }): { publicUrl?: string; trustedProxies?: string[] } {
   return { ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}), ...(opts.trustProxy !== undefined ? { trustedProxies: opts.trustProxy } : {}) };
@@ -159,6 +172,8 @@ export function registerGateway(program: Command): void {
       const port = portOption(opts.port);
       const level = logLevelOption(opts.logLevel);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
+      const exposed = beyondLoopbackWarning(opts.bind, opts.publicUrl);
+      if (exposed !== undefined) process.stderr.write(exposed);
       const dir = dirOf(command);
       // Refused before its token and audit signing key are made there, not once they are, when the identity store opens.
       await privateFolder(dir);

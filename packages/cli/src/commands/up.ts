@@ -4,7 +4,7 @@ import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
 import { CONSOLE_OIDC_FILE, consoleOidcSettings } from '../oidc-file.ts';
 import { dirOf } from './agents.ts';
-import { collectProxies, portOption, reverseProxyOptions } from './gateway.ts';
+import { beyondLoopbackWarning, collectProxies, portOption, reverseProxyOptions } from './gateway.ts';
 
 /** `corral up [--port 18789] [--bind 127.0.0.1] [--no-console] [--json]`: gateway, node, console and the example process, on this machine. */
 export function registerUp(program: Command): void {
@@ -44,6 +44,8 @@ Exit codes:
     .action(async (opts: { port: string; bind: string; console: boolean; oidc?: string; publicUrl?: string; trustProxy?: string[]; json?: boolean; openclaw?: boolean; modelUrl?: string; model?: string }, command: Command) => {
       const port = portOption(opts.port);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
+      const exposed = beyondLoopbackWarning(opts.bind, opts.publicUrl);
+      if (exposed !== undefined) process.stderr.write(exposed);
       if ((opts.modelUrl !== undefined || opts.model !== undefined) && !opts.openclaw) throw new CliFailure('--model-url and --model go with --openclaw', EXIT.usage);
       if (opts.modelUrl !== undefined && !(/^https?:\/\/[^/]+/.test(opts.modelUrl) && URL.parse(opts.modelUrl)?.hostname)) throw new CliFailure('--model-url must be an http:// or https:// URL', EXIT.usage);
       const openclaw = opts.openclaw ? { ...(opts.modelUrl ? { modelUrl: opts.modelUrl } : {}), ...(opts.model ? { model: opts.model } : {}) } : undefined;
