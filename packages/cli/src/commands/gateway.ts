@@ -39,7 +39,7 @@ const METRICS_TOKEN: StateSecret = { file: METRICS_TOKEN_FILE, env: 'CORRAL_METR
  * (mode 0600) on first use. A state directory that cannot hold it is a
  * CliFailure, exit 3, naming the directory and what to do.
  */
-export function gatewayToken(dir: string): { token: string; source: 'env' | 'file' } {
+export function gatewayToken(dir: string): StateToken {
   return stateSecret(dir, GATEWAY_TOKEN);
 }
 
@@ -48,12 +48,19 @@ export function gatewayToken(dir: string): { token: string; source: 'env' | 'fil
  * `CORRAL_METRICS_TOKEN`, else the token in the state directory, generated
  * (mode 0600) on first use; failures as gatewayToken's.
  */
-export function metricsToken(dir: string): { token: string; source: 'env' | 'file' } {
+export function metricsToken(dir: string): StateToken {
   return stateSecret(dir, METRICS_TOKEN);
 }
 
+/** A token and where it came from: its variable, or its file in the state directory (`created`: the file this call made). */
+export interface StateToken {
+  token: string;
+  source: 'env' | 'file';
+  created?: string;
+}
+
 /** `secret` from its variable, else from its file in `dir`, made on first use. */
-function stateSecret(dir: string, secret: StateSecret): { token: string; source: 'env' | 'file' } {
+function stateSecret(dir: string, secret: StateSecret): StateToken {
   const fromEnv = process.env[secret.env];
   if (fromEnv !== undefined && fromEnv !== '') {
     if (fromEnv.length < 16) throw new CliFailure(`${secret.env} must be at least 16 characters`, EXIT.usage);
@@ -67,8 +74,9 @@ function stateSecret(dir: string, secret: StateSecret): { token: string; source:
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     // Made once, whole: processes starting at the same moment all read the one token.
     // A secret: one that other users could read, or have written, is refused (readStateFile's checks).
-    const { text } = createOnce(join(dir, secret.file), () => `${randomBytes(32).toString('base64url')}\n`, 'NODE_CONFIG_INVALID', true);
-    return { token: text.trim(), source: 'file' };
+    const path = join(dir, secret.file);
+    const { text, created } = createOnce(path, () => `${randomBytes(32).toString('base64url')}\n`, 'NODE_CONFIG_INVALID', true);
+    return { token: text.trim(), source: 'file', ...(created ? { created: path } : {}) };
   } catch (error) {
     if ((error as { code?: unknown }).code === 'NODE_CONFIG_INVALID') {
       throw new CliFailure(`${(error as Error).message}: ${secret.name} is not used; make it private (chmod 600, owned by this user), or remove it to have a new one made (${secret.holders} then need the new token), or ${remedy}`, EXIT.environment);
@@ -220,7 +228,7 @@ export function registerGateway(program: Command): void {
 }
 
 /** `corral gateway NAME [--json]`: prints the secret `read` gives (the token, or {"token", "source"}). */
-function printsSecret(gateway: Command, name: string, description: string, read: (dir: string) => { token: string; source: 'env' | 'file' }): void {
+function printsSecret(gateway: Command, name: string, description: string, read: (dir: string) => StateToken): void {
   gateway
     .command(name)
     .description(description)
@@ -228,8 +236,10 @@ function printsSecret(gateway: Command, name: string, description: string, read:
     .action(async (opts: { json?: boolean }, command: Command) => {
       const dir = dirOf(command);
       await privateFolder(dir);
-      const result = read(dir);
-      if (opts.json) return printJson(result);
-      process.stdout.write(`${result.token}\n`);
+      const { token, source, created } = read(dir);
+      // A mistyped --state-dir makes a token no gateway knows: said, as `CORRAL_GATEWAY_TOKEN="$(corral gateway token)"` would not show it.
+      if (created !== undefined) process.stderr.write(`corral: made a new token in ${created}: no gateway has used this state directory yet, and one running on another state directory will not take it\n`);
+      if (opts.json) return printJson({ token, source });
+      process.stdout.write(`${token}\n`);
     });
 }

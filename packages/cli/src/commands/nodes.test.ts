@@ -41,11 +41,13 @@ function startGateway(env: NodeJS.ProcessEnv = {}): Promise<{ url: string; child
 }
 
 describe('corral gateway token', () => {
-  it('generates a token into the state directory (mode 0600) once, and prints the same one after', async () => {
+  it('generates a token into the state directory (mode 0600) once, saying so on stderr, and prints the same one after (regression: a mistyped --state-dir made a token no gateway knows, without a word)', async () => {
     const first = await run(['gateway', 'token']);
     assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stderr, `corral: made a new token in ${join(state, 'gateway-token')}: no gateway has used this state directory yet, and one running on another state directory will not take it\n`);
     const second = await run(['gateway', 'token', '--json']);
     assert.deepEqual(JSON.parse(second.stdout), { token: first.stdout.trim(), source: 'file' });
+    assert.equal(second.stderr, '');
     assert.equal(statSync(join(state, 'gateway-token')).mode & 0o777, 0o600);
   });
 
