@@ -21,6 +21,8 @@ after(() => rmSync(root, { recursive: true, force: true }));
 async function upOnceThen(state: string, change: (identity: Identity) => Promise<void>): Promise<void> {
   const first = startUp(state, ['--port', '0', '--no-console']);
   await first.waitFor(/password: \S+\n/, 120_000);
+  // Told it serves the API alone because it was asked to, not that the console is missing its build.
+  assert.match(first.stdout(), /^\(--no-console: this URL serves the HTTP API only\)$/m);
   assert.equal(await first.stop('SIGINT'), 0, first.stderr());
   const identity = Identity.open(state);
   try {

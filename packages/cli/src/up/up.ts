@@ -350,7 +350,7 @@ function report(ready: Ready, options: UpOptions, readyMs: number, gatewayUrl: s
     return;
   }
   process.stdout.write(`${ready.url}\n`);
-  if (!ready.console) process.stdout.write('(no console build: this URL serves the HTTP API only; `npm start` builds the console)\n');
+  if (!ready.console) process.stdout.write(options.console ? '(no console build: this URL serves the HTTP API only; `npm start` builds the console)\n' : '(--no-console: this URL serves the HTTP API only)\n');
   if (ready.admin === null) return;
   if (ready.admin.password) {
     printSecret(
