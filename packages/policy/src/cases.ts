@@ -1,9 +1,9 @@
 import { dirname, resolve } from 'node:path';
 import { LineCounter, type YAMLError } from 'yaml';
 import type { DecisionKind, DecisionPoint } from './decision-point.ts';
-import { PolicyError } from './errors.ts';
+import { formatPolicyIssue, PolicyError } from './errors.ts';
 import { readRegularFile, utf8Text } from './lib/files.ts';
-import { misreadJsonProblem, nestedDeeperThan } from './lib/json.ts';
+import { misreadJsonProblem, nestedDeeperThan, parseJsonText } from './lib/json.ts';
 import { repeatedKey } from './lib/yaml-keys.ts';
 import { yamlPastLimit } from './lib/yaml-limits.ts';
 import { misreadYamlNumber } from './lib/yaml-numbers.ts';
@@ -64,23 +64,12 @@ export function loadCases(path: string): PolicyCases {
 
 /**
  * The JSON text `text` of an entities file cases name (`file` in messages),
- * parsed. Throws POLICY_CASES_INVALID when it is not JSON (not quoting it),
- * and, naming the line and column, where JSON.parse reads it otherwise than
- * the text says (misreadJson): a key given twice in one object, a number
- * JSON.parse does not hold exactly. The cases would run on data other than
- * the file shows.
+ * parsed. Throws POLICY_CASES_INVALID when it is not JSON, or where JSON.parse
+ * reads it otherwise than the text says (parseJsonText): the cases would run
+ * on data other than the file shows.
  */
 export function casesEntities(text: string, file: string): unknown {
-  let value: unknown;
-  try {
-    value = JSON.parse(text) as unknown;
-  } catch {
-    // Not JSON.parse's error as the cause: it quotes the file's first bytes, and the file may be anything.
-    throw new PolicyError('POLICY_CASES_INVALID', `${file} is not JSON`);
-  }
-  const misread = misreadJsonProblem(text);
-  if (misread !== undefined) throw new PolicyError('POLICY_CASES_INVALID', `${file}:${misread.line}:${misread.column}: ${misread.message}`);
-  return value;
+  return parseJsonText(text, (message, at) => new PolicyError('POLICY_CASES_INVALID', formatPolicyIssue({ file, ...at, message })));
 }
 
 function textOf(bytes: Buffer, file: string): string {

@@ -148,11 +148,21 @@ describe('a decision point whose entities are checked on a worker thread', () =>
       });
     }
 
-    it('refuses a file that is not JSON, naming it', async () => {
-      await assert.rejects(decisionPointOffThread(SOURCES, { entities: { file: 'org/entities.json', text: '[{' } }), (error) => {
-        assert.deepEqual(refusal(error), { code: 'POLICY_ENTITIES_INVALID', message: 'org/entities.json is not JSON', issues: [{ file: 'org/entities.json', message: 'not JSON' }] });
+    it('refuses a file that is not JSON, naming it, the line and column, and why (regression: "not JSON" alone, said twice)', async () => {
+      await assert.rejects(decisionPointOffThread(SOURCES, { entities: { file: 'org/entities.json', text: '[\n  {' } }), (error) => {
+        const message = "not JSON (Expected property name or '}')";
+        assert.deepEqual(refusal(error), { code: 'POLICY_ENTITIES_INVALID', message: `org/entities.json:2:4: ${message}`, issues: [{ file: 'org/entities.json', line: 2, column: 4, message }] });
         return true;
       });
+    });
+
+    it('says where JSON.parse gives no place, and never quotes the text', async () => {
+      for (const [text, message] of [['', 'not JSON (Unexpected end of JSON input)'], ['sk_live_51HSECRETSECRET', 'not JSON (Unexpected token)']] as const) {
+        await assert.rejects(decisionPointOffThread(SOURCES, { entities: { file: 'entities.json', text } }), (error) => {
+          assert.deepEqual(refusal(error), { code: 'POLICY_ENTITIES_INVALID', message: `entities.json: ${message}`, issues: [{ file: 'entities.json', message }] });
+          return true;
+        });
+      }
     });
 
     it('reports the set before its entities when both are wrong', async () => {

@@ -6,8 +6,8 @@
 import { Worker } from 'node:worker_threads';
 import type { CaseResult, PolicyCase } from './cases.ts';
 import { DecisionPoint, setCheckedEntities } from './decision-point.ts';
-import { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
-import { misreadJsonProblem } from './lib/json.ts';
+import { formatPolicyIssue, PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
+import { parseJsonText } from './lib/json.ts';
 import type { PolicySet, PolicySource } from './load.ts';
 import { corralSchema, type CorralSchema } from './schema.ts';
 
@@ -110,28 +110,20 @@ function nextTurn(): Promise<void> {
 
 /**
  * An entities file's JSON text, parsed. Throws POLICY_ENTITIES_INVALID naming
- * the file (message and issue) when it is not JSON, and, naming the line and
- * column too, where JSON.parse reads it otherwise than the text says
- * (misreadJson): a key given twice in one object (JSON.parse keeps the last
- * silently, so `"parents"` given twice was the second list, whatever a
+ * the file, and the line and column where JSON.parse says, when it is not
+ * JSON; and where JSON.parse reads it otherwise than the text says
+ * (parseJsonText): a key given twice in one object (JSON.parse keeps the
+ * last silently, so `"parents"` given twice was the second list, whatever a
  * reviewer of the file read in the first), or a number that is not an
  * integer within ±(2^53 − 1) written in digits alone (JSON.parse read
  * `"port": 9007199254740993` as …992, which a Cedar tool reads as written).
  */
 export function parseEntitiesFile(entities: PolicySource): unknown {
   const { file, text } = entities;
-  let value: unknown;
-  try {
-    value = JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new PolicyError('POLICY_ENTITIES_INVALID', `${file} is not JSON`, { cause: error, issues: [{ file, message: 'not JSON' }] });
-  }
-  const misread = misreadJsonProblem(text);
-  if (misread !== undefined) {
-    const { line, column, message } = misread;
-    throw new PolicyError('POLICY_ENTITIES_INVALID', `${file}:${line}:${column}: ${message}`, { issues: [{ file, line, column, message }] });
-  }
-  return value;
+  return parseJsonText(text, (message, at) => {
+    const issue = { file, ...at, message };
+    return new PolicyError('POLICY_ENTITIES_INVALID', formatPolicyIssue(issue), { issues: [issue] });
+  });
 }
 
 /** Checks `sources` and `entities` (Cedar JSON) as a decision point would load them, on a worker thread; rejects as loadPoliciesOffThread, or with POLICY_ENTITIES_INVALID. */

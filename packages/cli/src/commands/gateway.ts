@@ -155,7 +155,8 @@ export async function policiesRefusal(error: unknown, policies: string, again: s
   const refused = error as { code?: unknown; message?: unknown; issues?: unknown } | undefined;
   if (typeof refused?.code !== 'string' || !refused.code.startsWith('POLICY_')) return undefined;
   const { formatPolicyIssue } = await import('@corral/policy');
-  const issues = Array.isArray(refused.issues) ? refused.issues.map(formatPolicyIssue) : [];
+  // An issue the message already is (one problem, where it is) is said once.
+  const issues = Array.isArray(refused.issues) ? refused.issues.map(formatPolicyIssue).filter((issue) => issue !== refused.message) : [];
   const lines = [`the policies in ${policies} do not load: ${String(refused.message)}`, ...issues, `fix them (corral policy validate ${policies} names each problem) and run ${again} again`];
   return new CliFailure(lines.join('\n'), EXIT.usage, refused.code);
 }

@@ -92,6 +92,9 @@ describe('corral policy explain and replay with the entities of the policy direc
       assert.match(r.stderr, reason);
       assert.doesNotMatch(r.stderr, /\n +at /, 'no stack trace');
     }
+    // Where and why, said once (regression: "entities.json is not JSON", then "entities.json: not JSON").
+    const r = await run('policy', 'explain', '--request', request, '--policies', blockedSet('not-json-twice', '[\n  {'));
+    assert.equal(r.stderr.match(/not-json-twice\/entities\.json:2:4: not JSON \(Expected property name or '\}'\)/g)?.length, 1, r.stderr);
   });
 
   it("refuses the directory's entities.json, or an --entities file, that gives one key twice in an object, naming the line (exit 2; JSON.parse kept the last \"parents\", and a blocked agent was explained as allowed)", async () => {

@@ -22,7 +22,8 @@ async function policyStep<T>(step: () => Promise<T> | T, note?: (error: PolicyEr
     return await step();
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
-    const lines = [error.message, ...error.issues.map(formatPolicyIssue), note?.(error)].filter((l) => l !== undefined);
+    // An issue the message already is (one problem, where it is) is said once.
+    const lines = [error.message, ...error.issues.map(formatPolicyIssue).filter((issue) => issue !== error.message), note?.(error)].filter((l) => l !== undefined);
     const exit = error.code === 'POLICY_ENGINE_FAILED' ? EXIT.failed : EXIT.usage;
     // The code as its own field: under --json the error document carries it.
     throw new CliFailure(lines.join('\n'), exit, error.code);

@@ -89,6 +89,36 @@ export function misreadJson(text: string, options: { numbers: boolean }): Misrea
 }
 
 /**
+ * JSON text `text`, parsed. Throws `fail(problem, at)` when it is not JSON —
+ * `not JSON (reason)`, JSON.parse's reason and, when it gives them, the line
+ * and column, never the text it quotes (the file may be anything) — or
+ * where JSON.parse reads it otherwise than the text says
+ * (misreadJsonProblem: a key given twice in one object, a number not held
+ * exactly), with the line and column.
+ */
+export function parseJsonText(text: string, fail: (problem: string, at: { line: number; column: number } | undefined) => PolicyError): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text) as unknown;
+  } catch (error) {
+    const { reason, at } = syntaxProblem((error as Error).message);
+    throw fail(`not JSON (${reason})`, at);
+  }
+  const misread = misreadJsonProblem(text);
+  if (misread !== undefined) throw fail(misread.message, { line: misread.line, column: misread.column });
+  return value;
+}
+
+/** JSON.parse's error message as its reason alone (`Expected ':' after property name`, `Unexpected end of JSON input`) and where, when it says. */
+function syntaxProblem(message: string): { reason: string; at?: { line: number; column: number } } {
+  const where = / \(line (\d+) column (\d+)\)$/.exec(message);
+  // Cut before where it says (`… in JSON at position 17 (line 3 column 6)`) and what it quotes of the text
+  // (`Unexpected token 's', "sk_live_51"... is not valid JSON`: not even the one character).
+  const reason = message.replace(/ (in|after) JSON at position \d+.*$/, '').replace(/^Unexpected token .*$/s, 'Unexpected token');
+  return where ? { reason, at: { line: Number(where[1]), column: Number(where[2]) } } : { reason };
+}
+
+/**
  * misreadJson's finding in `text` (numbers checked) as a sentence for a
  * refusal, with its 1-based line and column (as the policy loader counts
  * them), or undefined when JSON.parse reads `text` as written. Neither a
