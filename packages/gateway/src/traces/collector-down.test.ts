@@ -4,8 +4,6 @@
 // and the gateway closes within a few seconds.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { GatewayClient } from '../client/client.ts';
 import { Gateway, type GatewayLogLine } from '../gateway.ts';
@@ -13,19 +11,11 @@ import { pairedNodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
 import { otlpReceiver } from '../../test/otlp-receiver.ts';
 import { CLOSE_FLUSH_MS } from './otlp-tracing.ts';
+import { freePort } from '../../../../scripts/testing/free-port.ts';
 
 const token = randomBytes(24).toString('base64url');
 const stateDir = policyStateDirs('collector-down', '@id("echo") permit (principal, action == Action::"system.run", resource == Command::"echo");\n');
 const API_KEY = `key-${randomBytes(9).toString('base64url')}`;
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A gateway sending traces to `endpoint`, a node answering every run, and ten governed runs through it; what its log said. */
 async function runsAgainst(endpoint: string, log: GatewayLogLine[]): Promise<Gateway> {
@@ -55,7 +45,7 @@ async function closesWithin(gw: Gateway, ms: number): Promise<void> {
 
 describe('when the collector is down', () => {
   it('runs every governed command, says so once in the log with no endpoint or header, and closes within a few seconds', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const log: GatewayLogLine[] = [];
     const gw = await runsAgainst(`http://user:${API_KEY}@127.0.0.1:${port}/v1/traces`, log);
     // The exporter tries again for its timeout before it gives a batch up.

@@ -4,19 +4,11 @@
 // exporter, to a loopback port nothing listens on; the minute is a clock
 // the test moves.
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { EXPORT_WARNING_EVERY_MS, ExportWarnings, type TraceLogEntry } from './export-warnings.ts';
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from '../../../../scripts/testing/free-port.ts';
 
 /** `count` finished spans. */
 function spans(count: number): ReadableSpan[] {
@@ -30,7 +22,7 @@ describe('when exports to the collector keep failing', () => {
   it('writes one line at the first failure, none within the minute, then one counting every span dropped since', async () => {
     const lines: TraceLogEntry[] = [];
     let now = 1_000_000;
-    const exporter = new ExportWarnings(new OTLPTraceExporter({ url: `http://127.0.0.1:${await closedPort()}/v1/traces`, timeoutMillis: 300 }), (line) => lines.push(line), () => now);
+    const exporter = new ExportWarnings(new OTLPTraceExporter({ url: `http://127.0.0.1:${await freePort()}/v1/traces`, timeoutMillis: 300 }), (line) => lines.push(line), () => now);
     const failed = (batch: ReadableSpan[]) => new Promise<number>((resolve) => exporter.export(batch, (result) => resolve(result.code)));
     assert.notEqual(await failed(spans(2)), 0);
     assert.deepEqual(lines, [{ event: 'traces-export-failed', code: 'ECONNREFUSED', dropped: 2 }]);
