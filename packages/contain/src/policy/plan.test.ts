@@ -656,6 +656,24 @@ describe('planning a sandbox', () => {
       const error = unresolvable(() => planSandbox({ ...loaded, policy: validatePolicy({ filesystem: { readonly: [join(other, 'processes/intake')] } }) }, {}, { stateDir: own, exposed: [join(own, 'processes')], otherStateDirs: [other] }));
       assert.deepEqual(error.issues.map((i) => i.field), ['filesystem.readonly[0]']);
     });
+
+    it("hides one that lies in a process workspace of the run's own, inside the grant of that workspace", () => {
+      const { dir, own } = withStates();
+      const job = join(own, 'processes/job');
+      const nested = join(job, 'gateway-state');
+      mkdirSync(nested, { recursive: true });
+      writeFileSync(join(nested, 'gateway-token'), 'token');
+      const options = { stateDir: own, exposed: [join(own, 'processes')], otherStateDirs: [nested] };
+      const loaded = { policy: validatePolicy({ filesystem: { readonly: ['.'], readwrite: [job] } }), source: 'policy.yaml', baseDir: dir };
+      assert.deepEqual(planSandbox(loaded, {}, options).mounts, [
+        { kind: 'ro', path: dir },
+        { kind: 'deny', path: own, directory: true },
+        { kind: 'rw', path: job },
+        { kind: 'deny', path: nested, directory: true },
+      ]);
+      const error = unresolvable(() => planSandbox({ ...loaded, policy: validatePolicy({ filesystem: { readonly: [join(nested, 'gateway-token')] } }) }, {}, options));
+      assert.ok(error.issues.length === 1 && error.issues[0]!.message.includes(`Corral's state directory ${nested}`), JSON.stringify(error.issues));
+    });
   });
 
   describe("when a policy reaches Corral's own install", () => {

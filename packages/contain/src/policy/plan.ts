@@ -92,7 +92,8 @@ export interface PlanOptions {
    * and tokens of its own gateway or node, so each is kept out as `stateDir`
    * is (no grant in it; inside a grant that holds it, a stand-in), none of it
    * exposed but `exposed` in one that holds `stateDir`. One missing, or inside
-   * `stateDir`, is left out.
+   * `stateDir` but none of `exposed` (its mask covers it), is left out; one in
+   * an exposed folder is masked inside the grant of that folder.
    */
   otherStateDirs?: readonly string[];
   /**
@@ -152,15 +153,17 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   };
   const stateDir = options.stateDir === undefined ? undefined : reach(resolve(options.stateDir), 'stateDir');
   const exposed = (options.exposed ?? []).map((p, i) => reach(resolve(p), `exposed[${i}]`)).filter((p): p is string => p !== undefined);
-  // Every state directory kept out: this one first, then the others that exist and are not inside it.
-  const stateDirs = [
-    ...(stateDir === undefined ? [] : [stateDir]),
-    ...(options.otherStateDirs ?? [])
-      .map((p, i) => reach(resolve(p), `otherStateDirs[${i}]`))
-      .filter((p): p is string => p !== undefined && (stateDir === undefined || !within(p, stateDir))),
-  ];
-  const stateDirOf = (path: string) => stateDirs.find((d) => within(path, d));
-  const hidden = (path: string) => stateDirOf(path) !== undefined && !exposed.some((e) => within(path, e));
+  const inExposed = (path: string) => exposed.some((e) => within(path, e));
+  // The other state directories that exist and that this one's mask does not cover: one in its exposed folders it does not.
+  const others = (options.otherStateDirs ?? [])
+    .map((p, i) => reach(resolve(p), `otherStateDirs[${i}]`))
+    .filter((p): p is string => p !== undefined && (stateDir === undefined || !within(p, stateDir) || inExposed(p)));
+  // Every state directory kept out: this one first, then the others.
+  const stateDirs = [...(stateDir === undefined ? [] : [stateDir]), ...others];
+  // The innermost state directory a hidden path lies in, as refusals name it.
+  const stateDirOf = (path: string) => stateDirs.filter((d) => within(path, d)).sort((a, b) => depth(b) - depth(a))[0];
+  // An exposed folder shows what it holds of this state directory and of one that holds it, never of another lying in it.
+  const hidden = (path: string) => stateDirs.some((d) => within(path, d) && !(inExposed(path) && (d === stateDir || !inExposed(d))));
   const install = resolveOnHost(resolve(options.install ?? INSTALL))?.real;
 
   const absoluteOf = (raw: string): string => {
@@ -374,10 +377,12 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     return source !== undefined && !granted(source, kind);
   });
   // Each state directory a bound grant holds is masked (one inside another by the other's mask): nothing in them
-  // is granted but this one's exposed folders, bound back after the masks.
+  // is granted but this one's exposed folders, bound back after the masks; another state directory in one of
+  // those is masked after them.
   const stateMasks = stateDirs
     .filter((d) => needed.some(([p]) => within(d, p) && !within(p, d)))
-    .filter((d, _, all) => !all.some((o) => o !== d && within(d, o)));
+    .filter((d, _, all) => inExposed(d) || !all.some((o) => o !== d && within(d, o)));
+  const lateMasks = stateMasks.filter((d) => d !== stateDir && inState(d));
   // A deny outside every grant is already invisible; inside one, it is masked.
   const masked = denied.filter((d) => ordered.some(([p]) => within(d, p) && d !== p));
   // A denied path not there yet is masked where the sandbox could create it: below a read-write grant and no other mask.
@@ -385,8 +390,9 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   masked.push(...standIns);
   const bound = [...needed, ...pinned(needed, [...masked, ...stateMasks])].sort(([a], [b]) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0));
   for (const g of bound.filter(([p]) => !inState(p))) mounts.push(grant(g));
-  for (const d of stateMasks) mounts.push({ kind: 'deny', path: d, directory: true });
+  for (const d of stateMasks.filter((m) => !lateMasks.includes(m))) mounts.push({ kind: 'deny', path: d, directory: true });
   for (const g of bound.filter(([p]) => inState(p))) mounts.push(grant(g));
+  for (const d of lateMasks) mounts.push({ kind: 'deny', path: d, directory: true });
   for (const path of display?.paths ?? []) mounts.push(grant([path, 'ro']));
   for (const d of masked) mounts.push(standIns.includes(d) ? { kind: 'deny', path: d, directory: true, missing: true } : { kind: 'deny', path: d, directory: statSync(d).isDirectory() });
 
