@@ -1,5 +1,5 @@
 import { existsSync, statfsSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { EXIT } from './exit-codes.ts';
 import { CliFailure } from './output.ts';
@@ -87,9 +87,22 @@ export const PROCESSES_DIR = 'processes';
  * keys — except the process workspaces, which a container policy may grant;
  * and the other state directories this host's Corral commands use unless told
  * otherwise (`~/.corral`, the one CORRAL_STATE_DIR names), whole: a run with a
- * state directory of its own, granted `~`, read the default one's keys.
+ * state directory of its own, granted `~`, read the default one's keys. `~`
+ * is HOME and the account's home as well: a gateway or node started with
+ * another HOME (a service's) left the user's own ~/.corral to a grant of
+ * their home by name.
  */
 export function hiddenState(stateDir: string): { dir: string; exposed: string[]; others: string[] } {
-  const others = [join(homedir(), '.corral'), ...(process.env.CORRAL_STATE_DIR ? [resolve(process.env.CORRAL_STATE_DIR)] : [])].filter((d) => d !== stateDir);
+  const homes = [homedir(), ...accountHome()];
+  const others = [...homes.map((h) => join(h, '.corral')), ...(process.env.CORRAL_STATE_DIR ? [resolve(process.env.CORRAL_STATE_DIR)] : [])].filter((d) => d !== stateDir);
   return { dir: stateDir, exposed: [join(stateDir, PROCESSES_DIR)], others: [...new Set(others)] };
+}
+
+/** The home the password database gives this account, whatever HOME says; none when it has no entry (a container's bare uid). */
+function accountHome(): string[] {
+  try {
+    return [userInfo().homedir];
+  } catch {
+    return [];
+  }
 }
