@@ -79,6 +79,10 @@ describe('the metrics of governed node commands', () => {
     samples = await scrape();
     assert.equal(sampleValue(samples, 'corral_approvals_pending'), 0);
     assert.equal(sampleValue(samples, 'corral_approvals_resolved_total', { decision: 'allow-once' }), 1);
+    // The wait for the human on buckets of minutes and hours (regression: on the steps' 0.5 ms to 10 s, every wait past 10 s was +Inf).
+    assert.equal(sampleValue(samples, 'corral_approval_wait_seconds_count'), 1);
+    assert.equal(sampleValue(samples, 'corral_approval_wait_seconds_bucket', { le: '86400' }), 1);
+    assert.equal(sampleValue(samples, 'corral_run_stage_duration_seconds_count', { stage: 'approval' }), undefined);
   });
 
   it('labels a command no rule governs `other` (a deny), whatever its name', async () => {

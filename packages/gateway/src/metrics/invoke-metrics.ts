@@ -63,6 +63,9 @@ export const UNMEASURED: InvokeMeter = {
   noted: () => {},
 };
 
+/** Upper bounds in seconds of an approval's wait: 5 s to a day (DEFAULT_APPROVAL_TTL_MS and beyond); longer lands in +Inf. */
+const APPROVAL_WAIT_BUCKETS: readonly number[] = [5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400];
+
 type Observer = { observe(seconds: number): void };
 type Incrementer = { inc(): void };
 
@@ -75,13 +78,15 @@ export class InvokeMetrics implements InvokeMeter {
   constructor(registry: Registry) {
     const decisions = new Counter({ name: 'corral_node_invoke_decisions_total', help: 'Decisions on governed node commands (node.invoke, and the runs a Corral node asks to have authorized), by command (one the gateway has a rule for, else other) and effect.', labelNames: ['command', 'effect'], registers: [registry] });
     const invokes = new Histogram({ name: 'corral_node_invoke_duration_seconds', help: 'How long node.invoke takes in the gateway, from the request to its answer (an approval waited for included), by command and outcome (ok: the node answered ok; error: refused or failed).', labelNames: ['command', 'outcome'], buckets: [...DURATION_BUCKETS], registers: [registry] });
-    const stages = new Histogram({ name: 'corral_run_stage_duration_seconds', help: 'How long each step of a governed system.run takes in the gateway: decide (canonical form and policy), approval (a human asked, until they answered or it expired), decision_record (its audit record made durable), node (sent to the node until its result), result_record (the result made durable).', labelNames: ['stage'], buckets: [...DURATION_BUCKETS], registers: [registry] });
+    const stages = new Histogram({ name: 'corral_run_stage_duration_seconds', help: 'How long each step of a governed system.run takes in the gateway: decide (canonical form and policy), decision_record (its audit record made durable), node (sent to the node until its result), result_record (the result made durable).', labelNames: ['stage'], buckets: [...DURATION_BUCKETS], registers: [registry] });
+    // A person's minutes or hours, not a machine's milliseconds: on the steps' buckets every wait fell in +Inf.
+    const approvalWaits = new Histogram({ name: 'corral_approval_wait_seconds', help: 'How long a governed system.run waits for the humans its policy asks, from the approval asked for until it is settled (allowed, denied, expired) or its caller leaves.', buckets: [...APPROVAL_WAIT_BUCKETS], registers: [registry] });
     const resolved = new Counter({ name: 'corral_approvals_resolved_total', help: 'Approvals settled by a decision made through this gateway (the console, the API, the protocol), by decision; a withdrawal counts as deny.', labelNames: ['decision'], registers: [registry] });
     for (const command of COMMAND_LABELS) {
       this.#decisions.set(command, { allow: counting(decisions.labels(command, 'allow')), deny: counting(decisions.labels(command, 'deny')), ask: counting(decisions.labels(command, 'ask')) });
       this.#invokes.set(command, { ok: invokes.labels(command, 'ok'), error: invokes.labels(command, 'error') });
     }
-    for (const stage of STAGES) this.#stages[stage] = stages.labels(stage);
+    for (const stage of STAGES) this.#stages[stage] = stage === 'approval' ? approvalWaits : stages.labels(stage);
     for (const decision of DECISIONS) this.#resolved[decision] = counting(resolved.labels(decision));
   }
 
