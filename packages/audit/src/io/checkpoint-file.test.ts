@@ -50,6 +50,8 @@ describe('readCheckpointFile', () => {
       fc.property(fc.constantFrom(...Object.keys(good)), hostile, fc.boolean(), (member, value, wrapped) => {
         const body = { ...good, [member]: value };
         fc.pre(JSON.stringify(body[member]) !== JSON.stringify(good[member]));
+        // Another size is another well-formed checkpoint (its signature is checked against a key, later): not this property's.
+        fc.pre(!(member === 'size' && Number.isSafeInteger(value) && (value as number) >= 0));
         const path = file(JSON.stringify(wrapped ? { checkpoint: body } : body));
         assert.throws(() => readCheckpointFile(path), (e: Error & { code?: string }) => e.code === 'AUDIT_CHECKPOINT_MALFORMED');
       }),

@@ -17,8 +17,10 @@ import { EgressProxy, type EgressChannel } from './proxy.ts';
 const BURST = 10;
 const PER_SECOND = 20;
 const FLOOD_MS = 1000;
-/** What a channel may refuse in FLOOD_MS: its burst, its rate, and one in the making. */
-const MOST = BURST + (PER_SECOND * FLOOD_MS) / 1000 + 1;
+/** What a channel may refuse in `ms`: its burst, its rate, and one in the making. */
+const mostIn = (ms: number): number => BURST + Math.floor((PER_SECOND * ms) / 1000) + 1;
+/** What a channel may refuse in FLOOD_MS. */
+const MOST = mostIn(FLOOD_MS);
 
 function rules(...texts: string[]): EgressRule[] {
   return texts.map((t) => {
@@ -118,11 +120,14 @@ describe('EgressProxy refusal budget', () => {
       ['an unreadable request', 'GARBAGE\r\n\r\n', true],
     ] as const) {
       it(`decides no more of ${what} than its burst and its rate (${MOST} in a second)${left ? ', and counts the ones left undecided as dropped' : ''}`, async (t) => {
+        const opened = performance.now();
         const channel = await proxy.openChannel(rules('api.test:*'));
         t.after(() => channel.close());
         const made = await reconnectFlood(channel, request, FLOOD_MS);
         const records = channel.connections().length;
-        assert.ok(records <= MOST, `${records} refusals recorded in ${FLOOD_MS} ms (of ${made} attempts)`);
+        // Held to the time the channel was open, not FLOOD_MS: a loaded host finishes the flood's last connections late.
+        const elapsed = performance.now() - opened;
+        assert.ok(records <= mostIn(elapsed), `${records} refusals recorded in ${elapsed.toFixed(0)} ms (at most ${mostIn(elapsed)}; of ${made} attempts)`);
         await new Promise((r) => setTimeout(r, 100));
         // Every attempt is recorded or counted, never both; one whose bytes Node never read is neither.
         assert.ok(channel.connections().length + channel.droppedRecords <= made);
